@@ -1,0 +1,75 @@
+"""The 3D morphable face model: mean shape, identity and expression bases, UVs, landmarks, symmetry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.resources import resource_path
+
+DEFAULT_PATH = "facemodel/facemodel.npz"
+
+
+class FaceModel:
+    """Linear face model on a fixed mesh: ``mean + identity_basis·α + expression_basis·β``.
+
+    Identity weights are ~N(0, 1) (the ICT modes are pre-scaled); expression weights are
+    blendshape weights in [0, 1]. Units are centimetres (see docs/conventions.md).
+    """
+
+    def __init__(self, arrays: dict, device: torch.device | str = "cpu"):
+        as_float = lambda key: torch.as_tensor(arrays[key].astype(np.float32), device=device)  # noqa: E731
+        as_long = lambda key: torch.as_tensor(arrays[key].astype(np.int64), device=device)  # noqa: E731
+        self.mean = as_float("mean")
+        self.identity_basis = as_float("identity_basis")
+        self.expression_basis = as_float("expression_basis")
+        self.faces = as_long("faces")
+        self.uvs = as_float("uvs")
+        self.landmarks = as_long("landmarks")
+        self.symmetry = as_long("symmetry")
+        self.expression_names = [str(n) for n in arrays["expression_names"]]
+        self._arrays = arrays
+        self._flat_id = self.identity_basis.reshape(self.n_identity, -1)
+        self._flat_exp = self.expression_basis.reshape(self.n_expression, -1)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: torch.device | str = "cpu") -> "FaceModel":
+        path = Path(path) if path else resource_path(DEFAULT_PATH)
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        return cls(arrays, device)
+
+    def to(self, device: torch.device | str) -> "FaceModel":
+        return FaceModel(self._arrays, device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def n_vertices(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def n_identity(self) -> int:
+        return self.identity_basis.shape[0]
+
+    @property
+    def n_expression(self) -> int:
+        return self.expression_basis.shape[0]
+
+    def vertices(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+        """(B, n_identity), (B, n_expression) -> (B, V, 3) model-space vertices."""
+        offsets = identity @ self._flat_id + expression @ self._flat_exp
+        return self.mean + offsets.reshape(-1, self.n_vertices, 3)
+
+    def landmark_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) -> (B, 68, 3)."""
+        return vertices[:, self.landmarks]
+
+    def mirror(self, vertices: torch.Tensor) -> torch.Tensor:
+        """The mirror image of a shape (x -> -x, then each vertex takes its twin's place)."""
+        flipped = vertices * vertices.new_tensor([-1.0, 1.0, 1.0])
+        return flipped[:, self.symmetry]

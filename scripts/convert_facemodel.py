@@ -1,0 +1,192 @@
+"""Build resources/facemodel/ from the ICT FaceKit (MIT) in ../shared/data/ict-facekit.
+
+Keeps the narrow face area (vertices 0-6705: no ears, neck, eyes, teeth, mouth socket, lashes),
+decimates it symmetrically to a few thousand vertices (farthest-point sampling over mirror
+pairs, the 68 landmark vertices always kept), re-triangulates in UV space (the face area is
+one seamless UV chart, so a 2D Delaunay of the kept vertices' UVs is a valid mesh once the
+triangles over the eye and mouth holes are dropped), and stores the mean shape, identity
+and fitting-expression bases, UVs, landmarks and the left-right symmetry map in one .npz.
+
+Usage: python scripts/convert_facemodel.py [--src ../shared/data/ict-facekit] [--out resources/facemodel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay, cKDTree
+
+FACE_VERTS = 6706  # vertices 0..6705: the narrow face area (forehead to chin, no ears or neck)
+FACE_POLYS = 6560  # polygons 0..6559
+N_IDENTITY = 80
+TARGET_VERTS = 2500
+UV_MARGIN = 0.01
+UV_MASK_RES = 2048
+
+
+def read_obj(path: Path):
+    """Positions, texture coordinates and polygons (vertex index, uv index) of an OBJ."""
+    positions, texcoords, polygons = [], [], []
+    with open(path) as handle:
+        for line in handle:
+            if line.startswith("v "):
+                positions.append([float(x) for x in line.split()[1:4]])
+            elif line.startswith("vt "):
+                texcoords.append([float(x) for x in line.split()[1:3]])
+            elif line.startswith("f "):
+                corners = [c.split("/") for c in line.split()[1:]]
+                polygons.append([(int(c[0]) - 1, int(c[1]) - 1) for c in corners])
+    return np.array(positions), np.array(texcoords), polygons
+
+
+def face_area_uv(texcoords, polygons) -> np.ndarray:
+    """One UV per face-area vertex (the chart has no seams; duplicates share coordinates)."""
+    uv = np.full((FACE_VERTS, 2), np.nan)
+    for poly in polygons[:FACE_POLYS]:
+        for vert, tex in poly:
+            uv[vert] = texcoords[tex]
+    assert not np.isnan(uv).any(), "face area vertex without UV"
+    return uv
+
+
+def fill_unit_square(uv: np.ndarray) -> np.ndarray:
+    """Stretch the chart to fill [0, 1]² (less a margin), keeping its mirror axis at u = 0.5."""
+    half_u = np.abs(uv[:, 0] - 0.5).max()
+    lo_v, hi_v = uv[:, 1].min(), uv[:, 1].max()
+    u = (uv[:, 0] - 0.5) / half_u * (0.5 - UV_MARGIN) + 0.5
+    v = (uv[:, 1] - lo_v) / (hi_v - lo_v) * (1 - 2 * UV_MARGIN) + UV_MARGIN
+    return np.stack([u, v], axis=1)
+
+
+def face_area_triangles(polygons) -> np.ndarray:
+    tris = []
+    for poly in polygons[:FACE_POLYS]:
+        idx = [v for v, _ in poly]
+        tris += [[idx[0], idx[i], idx[i + 1]] for i in range(1, len(idx) - 1)]
+    return np.array(tris)
+
+
+def mirror_index(points: np.ndarray) -> np.ndarray:
+    """For each point, the index of its mirror twin (x -> -x)."""
+    mirrored = points * np.array([-1.0, 1.0, 1.0])
+    _, idx = cKDTree(points).query(mirrored)
+    return idx
+
+
+def symmetric_fps(points: np.ndarray, mirror: np.ndarray, seeds, target: int) -> np.ndarray:
+    """Farthest-point sampling that always takes a vertex together with its mirror twin."""
+    chosen = set()
+    dist = np.full(len(points), np.inf)
+
+    def take(i):
+        for j in {int(i), int(mirror[i])}:
+            if j not in chosen:
+                chosen.add(j)
+                np.minimum(dist, np.linalg.norm(points - points[j], axis=1), out=dist)
+
+    for s in seeds:
+        take(s)
+    while len(chosen) < target:
+        take(int(np.argmax(dist)))
+    return np.array(sorted(chosen))
+
+
+def boundary_vertices(tris: np.ndarray) -> np.ndarray:
+    edges = np.sort(np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]]), axis=1)
+    uniq, counts = np.unique(edges, axis=0, return_counts=True)
+    return np.unique(uniq[counts == 1])
+
+
+def uv_chart_mask(uv: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Rasterised coverage of the UV chart (row 0 = v 0)."""
+    mask = np.zeros((UV_MASK_RES, UV_MASK_RES), np.uint8)
+    pts = np.round(uv * (UV_MASK_RES - 1) * 16).astype(np.int32)
+    for tri in tris:
+        cv2.fillConvexPoly(mask, pts[tri], 1, lineType=cv2.LINE_8, shift=4)
+    return mask.astype(bool)
+
+
+def inside_chart(mask: np.ndarray, uv_points: np.ndarray) -> np.ndarray:
+    px = np.clip(np.round(uv_points * (UV_MASK_RES - 1)).astype(int), 0, UV_MASK_RES - 1)
+    return mask[px[..., 1], px[..., 0]]
+
+
+def triangulate_in_uv(uv_kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Delaunay in UV; drop triangles whose interior samples leave the chart (eyes, mouth)."""
+    tris = Delaunay(uv_kept).simplices
+    corners = uv_kept[tris]  # (F, 3, 2)
+    weights = np.array(
+        [[1, 1, 1], [2, 2, 1], [2, 1, 2], [1, 2, 2], [4, 1, 1], [1, 4, 1], [1, 1, 4]], float
+    )
+    weights /= weights.sum(1, keepdims=True)
+    samples = np.einsum("sk,fkc->fsc", weights, corners)
+    keep = inside_chart(mask, samples).all(axis=1)
+    tris = tris[keep]
+    # Counter-clockwise in UV = facing the viewer (u right, v up, +z toward the viewer).
+    a, b, c = (uv_kept[tris[:, i]] for i in range(3))
+    cross = (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+    tris[cross < 0] = tris[cross < 0][:, [0, 2, 1]]
+    return tris
+
+
+def convert(src: Path, out: Path, target: int = TARGET_VERTS) -> dict:
+    positions, texcoords, polygons = read_obj(src / "generic_neutral_mesh.obj")
+    modes = np.load(src / "shape_modes.npz")
+    indices = json.loads((src / "vertex_indices.json").read_text())
+
+    neutral = modes["neutral"][:FACE_VERTS].astype(np.float64)
+    uv = fill_unit_square(face_area_uv(texcoords, polygons))
+    dense_tris = face_area_triangles(polygons)
+    mirror = mirror_index(neutral)
+
+    landmarks = np.array(indices["idx_to_landmark_verts"])
+    seeds = np.concatenate([landmarks, boundary_vertices(dense_tris)[::3]])
+    kept = symmetric_fps(neutral, mirror, seeds, target)
+    remap = -np.ones(FACE_VERTS, int)
+    remap[kept] = np.arange(len(kept))
+
+    tris = triangulate_in_uv(uv[kept], uv_chart_mask(uv, dense_tris))
+    centre = neutral[kept].mean(axis=0) * np.array([0.0, 1.0, 1.0])
+
+    names = list(modes["expression_names"])
+    fitting = [names.index(n) for n in indices["fitting_expressions"]]
+    model = {
+        "mean": (neutral[kept] - centre).astype(np.float32),
+        "identity_basis": modes["identity_deltas"][:N_IDENTITY][:, kept].astype(np.float16),
+        "expression_basis": modes["expression_deltas"][fitting][:, kept].astype(np.float16),
+        "expression_names": np.array([names[i] for i in fitting]),
+        "faces": tris.astype(np.int32),
+        "uvs": uv[kept].astype(np.float32),
+        "landmarks": remap[landmarks].astype(np.int32),
+        "symmetry": remap[mirror[kept]].astype(np.int32),
+        "source_index": kept.astype(np.int32),
+    }
+    assert (model["landmarks"] >= 0).all() and (model["symmetry"] >= 0).all()
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "facemodel.npz", **model)
+    shutil.copy(src / "LICENSE", out / "LICENSE-ICT-FaceKit.txt")
+    return model
+
+
+def main() -> None:
+    here = Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", type=Path, default=here.parent / "shared/data/ict-facekit")
+    parser.add_argument("--out", type=Path, default=here / "resources/facemodel")
+    parser.add_argument("--vertices", type=int, default=TARGET_VERTS)
+    args = parser.parse_args()
+    model = convert(args.src, args.out, args.vertices)
+    size = (args.out / "facemodel.npz").stat().st_size / 1e6
+    print(
+        f"wrote {args.out}/facemodel.npz: {len(model['mean'])} vertices, "
+        f"{len(model['faces'])} triangles, {size:.1f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
