@@ -1,0 +1,76 @@
+"""Reconstruct many files: expand folders, one output folder per input, errors reported per file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm import tqdm
+
+from engine.detect import NoFaceError
+from engine.errors import CestError
+from engine.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_video
+
+log = logging.getLogger("cest")
+
+
+def expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; folders replaced by the images and videos inside them (sorted, not recursive)."""
+    files = []
+    for path in inputs:
+        if path.is_dir():
+            known = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            files += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in known)
+        else:
+            files.append(path)
+    return files
+
+
+def output_folder(out: Path, path: Path, taken: set[str]) -> Path:
+    """OUT/<stem>, with a numeric suffix when two inputs share a stem."""
+    name, n = path.stem, 2
+    while name in taken:
+        name, n = f"{path.stem}_{n}", n + 1
+    taken.add(name)
+    return out / name
+
+
+def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cpu", detector="auto",
+                      all_faces=False, meshes=False, formats=("obj", "ply", "glb")) -> int:
+    """Reconstruct every input into ``out``; returns the exit status (0 all good, 1 some failed)."""
+    from engine.infer import Reconstructor
+
+    files = expand_inputs([Path(p) for p in inputs])
+    if not files:
+        raise CestError("no images or videos found in the inputs")
+    reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector)
+    log.info("method: %s%s", reconstructor.method,
+             f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)")
+    failures, taken = 0, set()
+    bar = tqdm(files, unit="file", disable=len(files) < 2)
+    for path in bar:
+        bar.set_postfix_str(path.name[-30:])
+        target = output_folder(out, path, taken)
+        try:
+            if is_video(path):
+                from engine.video import reconstruct_video
+
+                reconstruct_video(reconstructor, path, target, meshes=meshes)
+            else:
+                _reconstruct_image(reconstructor, path, target, all_faces, formats)
+        except (CestError, NoFaceError) as exc:
+            failures += 1
+            tqdm.write(f"error: {exc}")
+    ok = len(files) - failures
+    log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)
+    return 0 if failures == 0 else 1
+
+
+def _reconstruct_image(reconstructor, path: Path, target: Path, all_faces: bool, formats) -> None:
+    from engine.outputs import write_reconstruction
+
+    recons = reconstructor.reconstruct(path, all_faces=all_faces)
+    for i, recon in enumerate(recons if all_faces else [recons]):
+        folder = target if i == 0 else target.with_name(f"{target.name}_face{i + 1}")
+        write_reconstruction(reconstructor, recon, folder, formats)
+        tqdm.write(f"{path} -> {folder}/ ({recon.method})")

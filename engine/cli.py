@@ -1,0 +1,78 @@
+"""`cest` command line: reconstruct, train, finetune, eval, bench."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from engine.errors import CestError
+
+log = logging.getLogger("cest")
+
+
+def _add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="reconstruct faces from photos, folders of photos or videos")
+    p.add_argument("inputs", nargs="+", type=Path, help="image files, folders of images, or videos")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--method", choices=["auto", "cest", "fit"], default="auto",
+                   help="cest = trained networks (default when weights ship), fit = landmark fit")
+    p.add_argument("--weights", type=Path, help="CEST weights (.safetensors); default: the shipped ones")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--detector", default="auto", help="face detector backend (see engine/detect.py)")
+    p.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
+    p.add_argument("--meshes", action="store_true", help="videos: also write a mesh per frame")
+    p.add_argument("--formats", default="obj,ply,glb", help="mesh formats to write")
+    p.set_defaults(func=_run_reconstruct)
+
+
+def _run_reconstruct(args) -> int:
+    from engine.batch import reconstruct_paths
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,
+                             device=args.device, detector=args.detector, all_faces=args.all_faces,
+                             meshes=args.meshes, formats=formats)
+
+
+def _add_module_command(sub, name: str, module: str, help_text: str) -> None:
+    """Sub-commands whose arguments their own module parses (train, finetune, eval, bench)."""
+    p = sub.add_parser(name, help=help_text, add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda args: _delegate(module, args.rest))
+
+
+def _delegate(module: str, argv: list[str]) -> int:
+    import importlib
+
+    return int(importlib.import_module(module).main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cest", description="CEST Studio: 3D faces from photos and videos")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_reconstruct(sub)
+    _add_module_command(sub, "train", "engine.train", "train CEST from videos/images (YAML config)")
+    _add_module_command(sub, "finetune", "engine.finetune", "adapt a model to one person's video")
+    _add_module_command(sub, "eval", "engine.evaluate", "accuracy on synthetic faces or annotated photos")
+    _add_module_command(sub, "bench", "engine.bench", "speed figures on this machine")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except CestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

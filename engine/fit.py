@@ -1,0 +1,115 @@
+"""Landmark fit: viewpoint, identity and expression from 68 2D landmarks, no trained weights.
+
+Alternates two linear solves (a few ms): a scaled-orthographic camera for the current shape
+(affine least squares, then the nearest scaled rotation), and regularised least squares for
+the shape coefficients under that camera. Expressions are clamped to their [0, 1] range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.camera import matrix_to_euler
+from engine.facemodel import FaceModel
+
+
+@dataclass
+class FitConfig:
+    iterations: int = 6
+    n_identity: int = 40  # 68 points cannot pin more modes than this down
+    identity_weight: float = 3e-4  # prior strength, in squared NDC per unit coefficient
+    expression_weight: float = 3e-4
+    jaw_weight: float = 0.5  # the jaw contour slides along the face as it turns
+
+
+@dataclass
+class LandmarkFit:
+    rotation: torch.Tensor  # (B, 3)
+    translation: torch.Tensor  # (B, 2)
+    scale: torch.Tensor  # (B, 1)
+    identity: torch.Tensor  # (B, n_identity of the model)
+    expression: torch.Tensor  # (B, n_expression)
+    rms_error: torch.Tensor  # (B,) NDC
+
+
+def _landmark_weights(config: FitConfig, device) -> torch.Tensor:
+    weights = torch.ones(68, device=device)
+    weights[:17] = config.jaw_weight
+    return weights
+
+
+def _fit_camera(points3d: torch.Tensor, target: torch.Tensor, weights: torch.Tensor):
+    """Weighted affine fit of (B, 68, 3) -> (B, 68, 2) y-up NDC, projected to a scaled rotation."""
+    ones = torch.ones_like(points3d[..., :1])
+    design = torch.cat([points3d, ones], -1) * weights[:, None]
+    solution = torch.linalg.lstsq(design, target * weights[:, None]).solution  # (B, 4, 2)
+    affine, shift = solution[:, :3].transpose(1, 2), solution[:, 3]
+    u, sing, vt = torch.linalg.svd(affine, full_matrices=False)
+    rows = u @ vt  # (B, 2, 3) orthonormal rows
+    third = torch.linalg.cross(rows[:, 0], rows[:, 1], dim=-1)
+    rotation = torch.cat([rows, third[:, None]], 1)
+    return rotation, sing.mean(-1, keepdim=True), shift
+
+
+def _fit_shape(model_pts, bases, rotation, scale, shift, target, weights, prior):
+    """Regularised least squares for the coefficients under a fixed camera."""
+    proj = scale[:, :, None] * rotation[:, :2]  # (B, 2, 3)
+    design = torch.einsum("bij,klj->blik", proj, bases).reshape(target.shape[0], -1, bases.shape[0])
+    mean_proj = torch.einsum("bij,lj->bli", proj, model_pts) + shift[:, None]
+    residual = (target - mean_proj).reshape(target.shape[0], -1)
+    w = weights.repeat_interleave(2)[None, :, None]
+    lhs = (design * w).transpose(1, 2) @ (design * w) + torch.diag(prior)
+    rhs = (design * w).transpose(1, 2) @ (residual[..., None] * w)
+    return torch.linalg.solve(lhs, rhs).squeeze(-1)
+
+
+@torch.no_grad()
+def fit_landmarks(model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConfig | None = None) -> LandmarkFit:
+    """Fit (B, 68, 2) landmarks in crop NDC (x right, y down) -> LandmarkFit."""
+    config = config or FitConfig()
+    device = landmarks_ndc.device
+    batch = landmarks_ndc.shape[0]
+    target = landmarks_ndc * landmarks_ndc.new_tensor([1.0, -1.0])  # y up, like camera space
+    weights = _landmark_weights(config, device)
+    lm = model.landmarks
+    n_id = min(config.n_identity, model.n_identity)
+    bases = torch.cat([model.identity_basis[:n_id, lm], model.expression_basis[:, lm]])
+    prior = torch.cat(
+        [
+            torch.full((n_id,), config.identity_weight, device=device),
+            torch.full((model.n_expression,), config.expression_weight, device=device),
+        ]
+    )
+    coeffs = torch.zeros(batch, bases.shape[0], device=device)
+    mean = model.mean[lm]
+    for _ in range(config.iterations):
+        shape = mean + torch.einsum("bk,klj->blj", coeffs, bases)
+        rotation, scale, shift = _fit_camera(shape, target, weights)
+        coeffs = _fit_shape(mean, bases, rotation, scale, shift, target, weights, prior)
+        coeffs[:, n_id:] = coeffs[:, n_id:].clamp(0, 1)
+    shape = mean + torch.einsum("bk,klj->blj", coeffs, bases)
+    rotation, scale, shift = _fit_camera(shape, target, weights)
+    projected = torch.einsum("bij,blj->bli", scale[:, :, None] * rotation[:, :2], shape) + shift[:, None]
+    rms = (projected - target).pow(2).sum(-1).mean(-1).sqrt()
+
+    identity = torch.zeros(batch, model.n_identity, device=device)
+    identity[:, :n_id] = coeffs[:, :n_id]
+    rotation = _proper_rotation(rotation)
+    return LandmarkFit(
+        rotation=matrix_to_euler(rotation),
+        translation=shift * shift.new_tensor([1.0, -1.0]),
+        scale=scale,
+        identity=identity,
+        expression=coeffs[:, n_id:],
+        rms_error=rms,
+    )
+
+
+def _proper_rotation(rotation: torch.Tensor) -> torch.Tensor:
+    """Make det(R) = +1 (the cross product already does; this guards degenerate fits)."""
+    det = torch.linalg.det(rotation)
+    fix = torch.ones_like(rotation)
+    fix[:, 2] = det.sign()[:, None]
+    return rotation * fix

@@ -1,0 +1,91 @@
+"""Image -> UV space: sample the input colours of every texel of the face model's UV map.
+
+The UV layout is fixed, so which triangle covers each texel (and its barycentrics) is computed
+once per texture size; unwrapping a batch is then a gather, a weighted sum and a grid_sample.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from engine.facemodel import FaceModel
+from engine.render import rasterize, vertex_normals
+
+
+@lru_cache(maxsize=8)
+def _uv_layout(faces_key: tuple, uvs_key: tuple, size: int):
+    faces = torch.tensor(faces_key)
+    uvs = torch.tensor(uvs_key)
+    uv_ndc = torch.stack([uvs[:, 0] * 2 - 1, 1 - uvs[:, 1] * 2, torch.zeros(len(uvs))], -1)
+    frags = rasterize(uv_ndc[None], faces, size, size, cull_backfaces=False)
+    face_index = frags.face_index[0]
+    covered = face_index >= 0
+    corners = faces[face_index.clamp_min(0)]  # (T, T, 3)
+    return corners, frags.bary[0] * covered[..., None], covered
+
+
+def uv_layout(model: FaceModel, size: int):
+    """(corners (T,T,3) long, bary (T,T,3), covered (T,T) bool) of the model's UV chart."""
+    key_f = tuple(map(tuple, model.faces.cpu().tolist()))
+    key_uv = tuple(map(tuple, model.uvs.cpu().tolist()))
+    corners, bary, covered = _uv_layout(key_f, key_uv, size)
+    dev = model.device
+    return corners.to(dev), bary.to(dev), covered.to(dev)
+
+
+def vertex_attrs_to_uv(model: FaceModel, attrs: torch.Tensor, size: int) -> torch.Tensor:
+    """Per-vertex (B, V, C) -> per-texel (B, C, T, T), differentiable w.r.t. attrs; 0 off the chart."""
+    corners, bary, _ = uv_layout(model, size)
+    gathered = attrs[:, corners]  # (B, T, T, 3, C)
+    return torch.einsum("tsk,btskc->bcts", bary.to(attrs.dtype), gathered)
+
+
+def unwrap_texture(
+    image: torch.Tensor,
+    verts_ndc: torch.Tensor,
+    verts_cam: torch.Tensor,
+    model: FaceModel,
+    size: int,
+    occlusion: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample crop images (B, 3, S, S) into UV maps -> (texture (B,3,T,T), visibility (B,1,T,T) in [0,1]).
+
+    Visibility is the surface's facing ratio toward the camera (cosine), zero where the texel is
+    hidden behind another part of the face (when ``occlusion``) or off the UV chart.
+    """
+    normals = vertex_normals(verts_cam, model.faces)
+    attrs = torch.cat([verts_ndc, normals[..., 2:]], -1)  # x, y, depth, facing
+    texel = vertex_attrs_to_uv(model, attrs, size)  # (B, 4, T, T)
+    grid = texel[:, :2].permute(0, 2, 3, 1)
+    texture = F.grid_sample(image, grid, "bilinear", "border", align_corners=False)
+    visibility = texel[:, 3:4].clamp(0, 1) * uv_layout(model, size)[2].to(image.dtype)
+    if occlusion:
+        visibility = visibility * _unoccluded(verts_ndc, model, texel, image.shape[-1])
+    return texture * (visibility > 0), visibility
+
+
+@torch.no_grad()
+def _unoccluded(verts_ndc, model, texel, image_size: int) -> torch.Tensor:
+    """1 where a texel's depth is not behind the depth buffer of the face seen from the camera."""
+    frags = rasterize(verts_ndc, model.faces, image_size, image_size)
+    pix, batch_of, face = frags.covered()
+    bary = frags.bary.reshape(-1, 3)[pix]
+    z = verts_ndc[..., 2].reshape(-1)[(model.faces[face] + (batch_of * model.n_vertices)[:, None])]
+    depth = torch.full((frags.face_index.numel(),), -1e4, dtype=verts_ndc.dtype, device=verts_ndc.device)
+    depth[pix] = (bary * z).sum(-1)
+    depth = depth.view(-1, 1, image_size, image_size)
+    seen = F.grid_sample(depth, texel[:, :2].permute(0, 2, 3, 1), "nearest", "border", align_corners=False)
+    tolerance = 0.02 * (verts_ndc[..., 2].amax(1) - verts_ndc[..., 2].amin(1)).reshape(-1, 1, 1, 1)
+    return (texel[:, 2:3] >= seen - tolerance).to(verts_ndc.dtype)
+
+
+def symmetric_fill(texture: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+    """Fill poorly seen texels from their mirror twins (u -> 1 - u), weighting by visibility."""
+    mirror_tex, mirror_vis = texture.flip(-1), visibility.flip(-1)
+    total = (visibility + mirror_vis).clamp_min(1e-6)
+    blended = (texture * visibility + mirror_tex * mirror_vis) / total
+    keep = visibility.clamp(0, 1) ** 0.5
+    return keep * texture + (1 - keep) * blended

@@ -1,0 +1,69 @@
+import numpy as np
+import torch
+
+from engine.facemodel import FaceModel
+
+
+def test_model_sizes_and_ranges(face_model):
+    assert 1500 <= face_model.n_vertices <= 4000
+    assert face_model.faces.shape[1] == 3 and face_model.faces.max() < face_model.n_vertices
+    assert face_model.landmarks.shape == (68,)
+    assert face_model.uvs.min() >= 0 and face_model.uvs.max() <= 1
+    assert face_model.n_identity == 80 and face_model.n_expression == 53
+    # A face ~15 cm wide and ~20 cm tall, centred in x.
+    extent = face_model.mean.amax(0) - face_model.mean.amin(0)
+    assert 12 < extent[0] < 20 and 15 < extent[1] < 25
+    assert abs(float(face_model.mean[:, 0].mean())) < 1e-3
+
+
+def test_mean_shape_for_zero_coefficients(face_model):
+    zero_id = torch.zeros(1, face_model.n_identity)
+    zero_exp = torch.zeros(1, face_model.n_expression)
+    assert torch.allclose(face_model.vertices(zero_id, zero_exp)[0], face_model.mean)
+
+
+def test_coefficients_are_linear(face_model):
+    a, b = torch.randn(2, face_model.n_identity), torch.rand(2, face_model.n_expression)
+    both = face_model.vertices(a, b)
+    summed = face_model.vertices(a, 0 * b) + face_model.vertices(0 * a, b) - face_model.mean
+    assert torch.allclose(both, summed, atol=1e-4)
+
+
+def test_symmetry_map_is_an_involution_and_mirrors_geometry_and_uv(face_model):
+    sym = face_model.symmetry
+    assert torch.equal(sym[sym], torch.arange(face_model.n_vertices))
+    mirrored = face_model.mirror(face_model.mean[None])[0]
+    assert (mirrored - face_model.mean).abs().max() < 1e-2  # cm
+    uv = face_model.uvs
+    assert torch.allclose(uv[sym, 0], 1 - uv[:, 0], atol=1e-4)
+    assert torch.allclose(uv[sym, 1], uv[:, 1], atol=1e-4)
+
+
+def test_landmarks_in_anatomical_order(face_model):
+    lm = face_model.landmark_vertices(face_model.mean[None])[0]
+    # Right jaw end (0) is on the viewer's left of the left jaw end (16); brows above eyes above
+    # the nose tip (30) above the mouth (62) above the chin (8).
+    assert lm[0, 0] < lm[16, 0]
+    assert lm[19, 1] > lm[37, 1] > lm[30, 1] > lm[62, 1] > lm[8, 1]
+    assert lm[30, 2] == lm[:, 2].max()  # the nose tip is the closest landmark
+
+
+def test_identity_modes_change_the_shape_plausibly(face_model):
+    verts = face_model.vertices(torch.randn(8, face_model.n_identity), torch.zeros(8, face_model.n_expression))
+    offset = (verts - face_model.mean).norm(dim=-1)
+    assert 0.1 < float(offset.mean()) < 2.0  # centimetres
+
+
+def test_converter_reproduces_the_committed_model(tmp_path, shared_data):
+    import importlib.util
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("convert", ROOT / "scripts" / "convert_facemodel.py")
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    convert.convert(shared_data / "ict-facekit", tmp_path)
+    fresh = FaceModel.load(tmp_path / "facemodel.npz")
+    shipped = FaceModel.load()
+    assert torch.equal(fresh.faces, shipped.faces)
+    assert np.allclose(fresh.mean.numpy(), shipped.mean.numpy())
+    assert (tmp_path / "LICENSE-ICT-FaceKit.txt").exists()

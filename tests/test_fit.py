@@ -1,0 +1,28 @@
+import torch
+
+from engine.fit import FitConfig, fit_landmarks
+from tests.conftest import random_params
+
+
+def test_fit_recovers_viewpoint_from_clean_landmarks(face_model):
+    params = random_params(face_model, batch=6, seed=3)
+    _, _, ndc = params.geometry(face_model)
+    landmarks = ndc[:, face_model.landmarks, :2]
+    noise = torch.randn(landmarks.shape, generator=torch.Generator().manual_seed(0)) * 0.003
+    fit = fit_landmarks(face_model, landmarks + noise)
+    assert (fit.rotation - params.rotation).abs().max() < 0.05  # < 3 degrees
+    assert (fit.translation - params.translation).abs().max() < 0.02
+    # Scale trades off against face size (identity) under 68 points: a few percent is inherent.
+    assert (fit.scale / params.scale - 1).abs().max() < 0.08
+    assert fit.rms_error.max() < 0.01
+    assert fit.expression.min() >= 0 and fit.expression.max() <= 1
+
+
+def test_fit_explains_landmarks_better_than_the_mean_face(face_model):
+    params = random_params(face_model, batch=4, seed=5)
+    params.identity[:, :10] = torch.randn(4, 10) * 1.5
+    _, _, ndc = params.geometry(face_model)
+    landmarks = ndc[:, face_model.landmarks, :2]
+    fit = fit_landmarks(face_model, landmarks)
+    rigid_only = fit_landmarks(face_model, landmarks, FitConfig(identity_weight=1e6, expression_weight=1e6))
+    assert fit.rms_error.mean() < 0.7 * rigid_only.rms_error.mean()
