@@ -21,20 +21,29 @@ def fit_sh_light(texture: torch.Tensor, normals: torch.Tensor, weight: torch.Ten
     return torch.linalg.solve(lhs, rhs)
 
 
-def white_balanced(light: torch.Tensor, albedo_level: float = 0.6) -> torch.Tensor:
-    """Rescale a fitted (B,9,3) light so its shading averages 1/albedo_level of the colours and is grey.
-
-    The fit leaves albedo scale and light intensity ambiguous; we give the light the colours'
-    mean brightness over ``albedo_level`` and no tint, so the albedo keeps the skin's colour.
-    """
+def grey_light(light: torch.Tensor) -> torch.Tensor:
+    """The fitted (B,9,3) light without its tint (the albedo keeps the skin's colour)."""
     dc = light[:, :1] * SH_CONST[0]  # (B, 1, 3) mean shaded colour
-    grey = light / dc.clamp_min(1e-4) * dc.mean(-1, keepdim=True)
-    return grey / albedo_level
+    return light / dc.clamp_min(1e-4) * dc.mean(-1, keepdim=True)
 
 
-def delight(texture, normals, visibility, albedo_level: float = 0.6):
+def normalised(light, normals, visibility, peak: float = 0.9) -> torch.Tensor:
+    """Scale the light so the best-lit visible texels get shading 1.
+
+    Albedo scale and light intensity are ambiguous; this makes the brightest skin fully lit
+    (the ``peak`` quantile of the shading over visible texels), a plausible and readable split.
+    """
+    shading = (sh_basis(normals.permute(0, 2, 3, 1)) @ light).mean(-1)  # (B, T, T)
+    levels = torch.stack([
+        torch.quantile(s[v[0] > 0.3], peak) if (v[0] > 0.3).any() else s.new_tensor(1.0)
+        for s, v in zip(shading, visibility)
+    ])
+    return light / levels.clamp_min(1e-3)[:, None, None]
+
+
+def delight(texture, normals, visibility):
     """(albedo (B,3,T,T) in [0,1], light (B,9,3)) from an unwrapped texture and its UV-space normals."""
-    light = white_balanced(fit_sh_light(texture, normals, visibility), albedo_level)
+    light = normalised(grey_light(fit_sh_light(texture, normals, visibility)), normals, visibility)
     shading = (sh_basis(normals.permute(0, 2, 3, 1)) @ light).permute(0, 3, 1, 2)
     albedo = texture / shading.clamp_min(0.15)
     return albedo.clamp(0, 1) * (visibility > 0), light

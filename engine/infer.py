@@ -26,7 +26,7 @@ from engine.imageio import load_image
 from engine.params import FaceParams
 from engine.render import Renderer, RenderOutput, vertex_normals
 from engine.resources import resources_root
-from engine.unwrap import symmetric_fill, unwrap_texture, vertex_attrs_to_uv
+from engine.unwrap import pad_chart, symmetric_fill, unwrap_texture, vertex_attrs_to_uv
 
 CROP_SIZE = 256  # the crop the texture is unwrapped from; networks resize it to their input
 TEXTURE_SIZE = 256
@@ -146,7 +146,8 @@ class Reconstructor:
         texture, visibility = unwrap_texture(crops, ndc, cam, self.model, TEXTURE_SIZE)
         normals = vertex_attrs_to_uv(self.model, vertex_normals(cam, self.model.faces), TEXTURE_SIZE)
         albedo, light = delight(texture, F.normalize(normals, dim=1), visibility)
-        albedo = symmetric_fill(albedo, visibility)
+        seen = torch.maximum(visibility, visibility.flip(-1)) > 0.05  # texels seen directly or mirrored
+        albedo = pad_chart(symmetric_fill(albedo, visibility), seen, passes=24)
         return params.replace(albedo=albedo, light=light), {"visibility": visibility}
 
     # ------------------------------------------------------------------ outputs

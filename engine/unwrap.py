@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.facemodel import FaceModel
-from engine.render import rasterize, vertex_normals
+from engine.render import interpolate, rasterize, vertex_normals
 
 
 @lru_cache(maxsize=8)
@@ -71,12 +71,8 @@ def unwrap_texture(
 def _unoccluded(verts_ndc, model, texel, image_size: int) -> torch.Tensor:
     """1 where a texel's depth is not behind the depth buffer of the face seen from the camera."""
     frags = rasterize(verts_ndc, model.faces, image_size, image_size)
-    pix, batch_of, face = frags.covered()
-    bary = frags.bary.reshape(-1, 3)[pix]
-    z = verts_ndc[..., 2].reshape(-1)[(model.faces[face] + (batch_of * model.n_vertices)[:, None])]
-    depth = torch.full((frags.face_index.numel(),), -1e4, dtype=verts_ndc.dtype, device=verts_ndc.device)
-    depth[pix] = (bary * z).sum(-1)
-    depth = depth.view(-1, 1, image_size, image_size)
+    depth = interpolate(verts_ndc[..., 2:], model.faces, frags).permute(0, 3, 1, 2)
+    depth = torch.where(frags.mask > 0, depth, torch.full_like(depth, -1e4))
     seen = F.grid_sample(depth, texel[:, :2].permute(0, 2, 3, 1), "nearest", "border", align_corners=False)
     tolerance = 0.02 * (verts_ndc[..., 2].amax(1) - verts_ndc[..., 2].amin(1)).reshape(-1, 1, 1, 1)
     return (texel[:, 2:3] >= seen - tolerance).to(verts_ndc.dtype)
@@ -89,3 +85,19 @@ def symmetric_fill(texture: torch.Tensor, visibility: torch.Tensor) -> torch.Ten
     blended = (texture * visibility + mirror_tex * mirror_vis) / total
     keep = visibility.clamp(0, 1) ** 0.5
     return keep * texture + (1 - keep) * blended
+
+
+def pad_chart(texture: torch.Tensor, covered: torch.Tensor, passes: int = 8) -> torch.Tensor:
+    """Bleed known texels' colours into the unknown ones around them (``covered`` = known).
+
+    Keeps bilinear lookups at the chart's edges clean and fills texels never seen.
+    """
+    weight = covered.to(texture.dtype).expand(texture.shape[0], 1, *covered.shape[-2:])
+    colour = texture * weight
+    for _ in range(passes):
+        grown_w = F.avg_pool2d(weight, 3, 1, 1)
+        grown_c = F.avg_pool2d(colour, 3, 1, 1)
+        fill = (weight == 0) & (grown_w > 0)
+        colour = torch.where(fill, grown_c / grown_w.clamp_min(1e-6), colour)
+        weight = torch.where(fill, torch.ones_like(weight), weight)
+    return colour
