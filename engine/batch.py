@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
@@ -60,7 +61,7 @@ def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cp
                 _reconstruct_image(reconstructor, path, target, all_faces, formats)
         except (CestError, NoFaceError) as exc:
             failures += 1
-            tqdm.write(f"error: {exc}")
+            tqdm.write(f"error: {exc}", file=sys.stderr)
     ok = len(files) - failures
     log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)
     return 0 if failures == 0 else 1

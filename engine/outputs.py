@@ -81,7 +81,7 @@ def params_record(recon: Reconstruction, frame: int | None = None) -> dict:
         "method": recon.method,
         "face_box_xyxy": [round(float(v), 2) for v in recon.face.box],
         "landmarks_68_xy": np.round(recon.face.landmarks, 2).tolist(),
-        "crop": recon.crop_box.to_json() if hasattr(recon.crop_box, "to_json") else None,
+        "crop_centre_side_px": [round(v, 2) for v in (recon.crop_box.cx, recon.crop_box.cy, recon.crop_box.side)],
         **recon.params.to_json(),
     }
     if frame is not None:

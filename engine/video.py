@@ -80,11 +80,11 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     with VideoWriter(out_dir / "reconstruction.mp4", info.fps) as writer, \
             open(out_dir / "frames.jsonl", "w") as lines:
         try:
-            for index, _, frame in iter_frames(path):
+            for index, seconds, frame in iter_frames(path):
                 if stop is not None and stop():
                     stats["interrupted"] = True
                     break
-                recon = _frame(reconstructor, track, frame)
+                recon = _frame(reconstructor, track, frame, seconds)
                 last = recon or last
                 stats["frames"] += 1
                 stats["faces"] += recon is not None
@@ -109,12 +109,12 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     return stats
 
 
-def _frame(reconstructor: Reconstructor, track: Track, frame: np.ndarray) -> Reconstruction | None:
+def _frame(reconstructor: Reconstructor, track: Track, frame: np.ndarray, seconds: float) -> Reconstruction | None:
     faces = reconstructor.detector.detect(frame)
     if not faces:
         track.reset()
         return None
-    box = track.smoother(crop_params_from_landmarks(faces[0].landmarks))
+    box = track.smoother.update(crop_params_from_landmarks(faces[0].landmarks), seconds)
     recon = reconstructor.reconstruct_face(frame, faces[0], crop_box=box)
     visibility = recon.extras.get("visibility")
     recon.params = track.update(recon.params, visibility)
