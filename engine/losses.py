@@ -1,0 +1,137 @@
+"""CEST's training losses: photometric (own, swapped and flipped reflectance), landmarks, priors.
+
+The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
+same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor
+
+from engine.facemodel import FaceModel
+from engine.params import FaceParams
+from engine.render import Renderer, RenderOutput, shade
+
+_EPS = 1e-3  # Charbonnier epsilon: a smooth L1 whose gradient stays finite at zero error
+
+
+@dataclass
+class LossWeights:
+    photometric: float = 1.0  # own reflectance
+    swap: float = 1.0  # reflectance of another frame of the same clip
+    symmetry: float = 0.5  # own reflectance flipped in UV
+    landmark: float = 1.0
+    identity: float = 1e-3  # ||identity||^2 (mean over coefficients)
+    expression: float = 1e-3  # ||expression||^2
+    supervised: float = 0.0  # ground truth of synthetic faces, where present (warm start only)
+    landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LossWeights":
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown loss keys: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def charbonnier(x: Tensor, dim: int) -> Tensor:
+    """Euclidean norm over ``dim``, smoothed at zero."""
+    return (x.square().sum(dim) + _EPS**2).sqrt() - _EPS
+
+
+def photometric_loss(rendered: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean per-pixel RGB error over the mask. (B,3,H,W), (B,3,H,W), (B,1,H,W) -> scalar."""
+    err = charbonnier(rendered - target, 1).unsqueeze(1)
+    return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def landmark_loss(projected: Tensor, target: Tensor, jaw_weight: float = 0.5, valid: Tensor | None = None) -> Tensor:
+    """Mean weighted distance of (B, 68, 2) projected landmarks to the detected ones, in NDC."""
+    weights = projected.new_ones(68)
+    weights[:17] = jaw_weight
+    dist = charbonnier(projected - target, -1) * weights
+    if valid is not None:
+        dist = dist * valid[:, None]
+        return dist.sum() / (valid.sum() * weights.sum()).clamp_min(1.0)
+    return dist.sum() / (dist.shape[0] * weights.sum())
+
+
+def coefficient_loss(coeffs: Tensor) -> Tensor:
+    """||α||² per face, averaged over coefficients and faces."""
+    return coeffs.square().mean()
+
+
+def symmetry_albedo(albedo: Tensor) -> Tensor:
+    """The mirror of a UV albedo map: the face model's UVs are mirror-symmetric about u = 0.5."""
+    return albedo.flip(-1)
+
+
+def swap_partners(clip_ids: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """For each frame, the index of another frame of the same clip (itself when alone)."""
+    partner = torch.arange(len(clip_ids), device=clip_ids.device)
+    for clip in clip_ids.unique():
+        members = (clip_ids == clip).nonzero().squeeze(1)
+        if len(members) > 1:
+            shift = int(torch.randint(1, len(members), (1,), generator=generator))
+            partner[members] = members.roll(shift)
+    return partner
+
+
+@dataclass
+class LossResult:
+    total: Tensor
+    terms: dict[str, Tensor]  # each weighted term's unweighted value
+    render: RenderOutput  # own-reflectance render, for pictures
+
+
+def render_params(params: FaceParams, model: FaceModel, renderer: Renderer, size: int) -> tuple[RenderOutput, Tensor]:
+    """Render FaceParams at ``size``; also return the crop-NDC vertices."""
+    _, cam, ndc = params.geometry(model)
+    return renderer.render(cam, ndc, params.albedo, params.light, size), ndc
+
+
+def cest_losses(
+    params: FaceParams,
+    batch: dict[str, Tensor],
+    model: FaceModel,
+    renderer: Renderer,
+    weights: LossWeights,
+    partner: Tensor,
+) -> LossResult:
+    """All losses of one batch. ``batch`` holds image (B,3,S,S), face_mask (B,1,S,S),
+    landmarks (B,68,2) in crop NDC, optionally landmarks_valid (B,) and synthetic ground truth."""
+    image = batch["image"]
+    size = image.shape[-1]
+    out, ndc = render_params(params, model, renderer, size)
+    mask = out.mask * batch["face_mask"]
+    terms = {"photometric": photometric_loss(out.image, image, mask)}
+    if weights.swap:
+        swapped = shade(out, params.albedo[partner], params.light)
+        terms["swap"] = photometric_loss(swapped.image, image, mask)
+    if weights.symmetry:
+        flipped = shade(out, symmetry_albedo(params.albedo), params.light)
+        terms["symmetry"] = photometric_loss(flipped.image, image, mask)
+    projected = model.landmark_vertices(ndc)[..., :2]
+    terms["landmark"] = landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
+    terms["identity"] = coefficient_loss(params.identity)
+    terms["expression"] = coefficient_loss(params.expression)
+    if weights.supervised and "gt_has" in batch and bool(batch["gt_has"].any()):
+        terms["supervised"] = supervised_loss(params, ndc, batch, model)
+    total = sum(getattr(weights, name) * value for name, value in terms.items())
+    return LossResult(total, terms, out)
+
+
+def supervised_loss(params: FaceParams, ndc: Tensor, batch: dict[str, Tensor], model: FaceModel) -> Tensor:
+    """Distance to the ground truth of synthetic faces: geometry (NDC vertices), albedo, light."""
+    has = batch["gt_has"].bool()
+    gt = batch["gt_verts_ndc"][has]
+    geometry = charbonnier(ndc[has] - gt, -1).mean()
+    albedo = (params.albedo[has] - batch["gt_albedo"][has]).abs().mean()
+    light = (params.light[has] - batch["gt_light"][has]).abs().mean()
+    return geometry * 10 + albedo + light * 0.1

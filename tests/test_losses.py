@@ -1,0 +1,140 @@
+"""CEST losses on hand-made cases."""
+
+import pytest
+import torch
+
+from engine.facemodel import FaceModel
+from engine.losses import (
+    LossWeights,
+    cest_losses,
+    coefficient_loss,
+    landmark_loss,
+    photometric_loss,
+    render_params,
+    swap_partners,
+    symmetry_albedo,
+)
+from engine.params import FaceParams
+from engine.render import Renderer
+from engine.sh import ambient_light
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = FaceModel.load()
+    return model, Renderer(model.faces, model.uvs)
+
+
+def make_params(batch: int, albedo: torch.Tensor | None = None, seed: int = 0) -> FaceParams:
+    g = torch.Generator().manual_seed(seed)
+    return FaceParams(
+        rotation=torch.randn(batch, 3, generator=g) * 0.1,
+        translation=torch.randn(batch, 2, generator=g) * 0.05,
+        scale=torch.full((batch, 1), 0.075),
+        identity=torch.randn(batch, 80, generator=g) * 0.5,
+        expression=torch.rand(batch, 53, generator=g) * 0.2,
+        albedo=albedo if albedo is not None else torch.rand(batch, 3, 16, 16, generator=g),
+        light=ambient_light(batch, 0.9),
+    )
+
+
+def batch_for(params: FaceParams, setup, image=None) -> dict:
+    model, renderer = setup
+    out, ndc = render_params(params, model, renderer, SIZE)
+    return {
+        "image": out.image.detach() if image is None else image,
+        "face_mask": torch.ones(params.batch_size, 1, SIZE, SIZE),
+        "landmarks": model.landmark_vertices(ndc)[..., :2].detach(),
+    }
+
+
+def test_perfect_reconstruction_has_zero_photometric_and_landmark_loss(setup):
+    params = make_params(2)
+    result = cest_losses(params, batch_for(params, setup), *setup, LossWeights(), torch.arange(2))
+    assert result.terms["photometric"].item() == pytest.approx(0, abs=1e-6)
+    assert result.terms["landmark"].item() == pytest.approx(0, abs=1e-6)
+
+
+def test_swapping_identical_reflectances_changes_nothing(setup):
+    albedo = torch.rand(1, 3, 16, 16).expand(4, -1, -1, -1)
+    params = make_params(4, albedo)
+    batch = batch_for(params, setup, image=torch.rand(4, 3, SIZE, SIZE))
+    partner = swap_partners(torch.tensor([0, 0, 1, 1]))
+    result = cest_losses(params, batch, *setup, LossWeights(), partner)
+    assert torch.allclose(result.terms["swap"], result.terms["photometric"])
+
+
+def test_swap_loss_sees_a_different_reflectance(setup):
+    params = make_params(2)
+    result = cest_losses(params, batch_for(params, setup), *setup, LossWeights(), torch.tensor([1, 0]))
+    assert result.terms["swap"] > 0.01
+
+
+def test_symmetric_albedo_has_zero_symmetry_loss(setup):
+    half = torch.rand(2, 3, 16, 8)
+    symmetric = torch.cat([half, half.flip(-1)], -1)
+    assert torch.equal(symmetry_albedo(symmetric), symmetric)
+    params = make_params(2, symmetric)
+    result = cest_losses(params, batch_for(params, setup), *setup, LossWeights(), torch.arange(2))
+    assert result.terms["symmetry"].item() == pytest.approx(0, abs=1e-6)
+    lopsided = make_params(2, torch.cat([half, torch.zeros_like(half)], -1))
+    result = cest_losses(lopsided, batch_for(lopsided, setup), *setup, LossWeights(), torch.arange(2))
+    assert result.terms["symmetry"] > 0.01
+
+
+def test_photometric_loss_ignores_pixels_outside_the_mask():
+    target = torch.rand(1, 3, 8, 8)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :] = 1
+    rendered = target.clone()
+    rendered[..., 4:, :] = 0  # wrong only outside the mask
+    assert photometric_loss(rendered, target, mask).item() == pytest.approx(0, abs=1e-6)
+    rendered[..., :4, :] += 0.3
+    assert photometric_loss(rendered, target, mask).item() == pytest.approx(0.3 * 3**0.5, rel=1e-2)
+
+
+def test_landmark_loss_weights_the_jaw():
+    target = torch.zeros(1, 68, 2)
+    jaw_off = target.clone()
+    jaw_off[:, :17, 0] = 0.1
+    inner_off = target.clone()
+    inner_off[:, 17:34, 0] = 0.1
+    assert landmark_loss(jaw_off, target, 0.5) < landmark_loss(inner_off, target, 0.5)
+    assert landmark_loss(target, target).item() == pytest.approx(0, abs=1e-7)
+
+
+def test_coefficient_loss_is_the_mean_square():
+    coeffs = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
+    assert coefficient_loss(coeffs).item() == pytest.approx(14 / 4)
+
+
+def test_swap_partners_stay_within_a_clip():
+    clips = torch.tensor([0, 0, 0, 1, 2, 2])
+    partner = swap_partners(clips, torch.Generator().manual_seed(3))
+    assert torch.equal(clips[partner], clips)
+    assert partner[3] == 3  # alone in its clip: its own partner
+    others = torch.tensor([0, 1, 2, 4, 5])
+    assert (partner[others] != others).all()
+    assert sorted(partner[:3].tolist()) == [0, 1, 2]  # a permutation: every albedo is used once
+
+
+def test_total_is_the_weighted_sum_and_every_term_is_logged(setup):
+    params = make_params(2)
+    batch = batch_for(params, setup, image=torch.rand(2, 3, SIZE, SIZE))
+    weights = LossWeights(photometric=1, swap=2, symmetry=3, landmark=4, identity=5, expression=6)
+    result = cest_losses(params, batch, *setup, weights, torch.tensor([1, 0]))
+    assert set(result.terms) == {"photometric", "swap", "symmetry", "landmark", "identity", "expression"}
+    expected = sum(getattr(weights, k) * v for k, v in result.terms.items())
+    assert torch.allclose(result.total, expected)
+
+
+def test_gradients_reach_every_factor(setup):
+    params = make_params(2)
+    for value in params.fields().values():
+        value.requires_grad_(True)
+    batch = batch_for(params, setup, image=torch.rand(2, 3, SIZE, SIZE))
+    cest_losses(params, batch, *setup, LossWeights(), torch.tensor([1, 0])).total.backward()
+    for name, value in params.fields().items():
+        assert value.grad is not None and value.grad.abs().sum() > 0, name

@@ -1,0 +1,160 @@
+"""Training: the smoke recipe learns, resume is exact, a full disk is reported, DDP ranks agree,
+fine-tuning runs end to end."""
+
+import errno
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from engine.cest import CestModel
+from engine.finetune import FINETUNE_RECIPE, finetune
+from engine.losses import cest_losses, swap_partners
+from engine.train import Trainer, TrainingError, load_config, train
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "configs" / "smoke.yaml"
+VIDEO = ROOT.parent / "shared" / "data" / "faces" / "video_short.mp4"
+
+
+def smoke(tmp_path: Path, **optim):
+    return load_config(SMOKE, {"data": {"cache_dir": str(tmp_path / "cache")}, "optim": optim,
+                               "log": {"samples_every": 1000}})
+
+
+def weights_of(model) -> dict:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_configs_load():
+    for name in ("default", "finetune", "smoke"):
+        load_config(ROOT / "configs" / f"{name}.yaml")
+
+
+def test_finetune_yaml_is_the_builtin_recipe():
+    import yaml
+
+    assert yaml.safe_load((ROOT / "configs" / "finetune.yaml").read_text()) == FINETUNE_RECIPE
+
+
+def test_unknown_config_keys_are_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: {stepz: 3}\n")
+    with pytest.raises(TrainingError, match="stepz"):
+        load_config(bad)
+
+
+def test_smoke_training_lowers_the_loss(tmp_path):
+    trainer = Trainer(smoke(tmp_path, steps=30), tmp_path / "run")
+
+    def loss_on_fixed_batch():
+        batch = trainer.data.batch(0)
+        with torch.no_grad():
+            params = trainer.model(batch["image"])
+            partner = swap_partners(batch["clip_id"], torch.Generator().manual_seed(0))
+            return cest_losses(params, batch, trainer.face_model, trainer.renderer,
+                               trainer.config.losses, partner).total.item()
+
+    before = loss_on_fixed_batch()
+    trainer.run()
+    after = loss_on_fixed_batch()
+    assert after < 0.8 * before
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["state"] == "done" and status["step"] == 30
+    assert {"photometric", "swap", "symmetry", "landmark", "identity", "expression"} <= set(status["losses"])
+    CestModel.load(tmp_path / "run" / "weights.safetensors")
+    assert list((tmp_path / "run" / "tb").iterdir())
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    straight = Trainer(smoke(tmp_path, steps=6), tmp_path / "straight")
+    straight.run()
+    first = Trainer(smoke(tmp_path, steps=3), tmp_path / "split")
+    first.run()
+    resumed = Trainer(smoke(tmp_path, steps=6), tmp_path / "split")
+    resumed.run(resume=True)
+    assert resumed.step == 6
+    a, b = weights_of(straight.model), weights_of(resumed.model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_stop_event_checkpoints_and_stops(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    seen = []
+
+    def progress(status):
+        seen.append(status["step"])
+        if status["step"] >= 5:
+            stop.set()
+
+    train(smoke(tmp_path, steps=30), tmp_path / "run", progress_callback=progress, stop_event=stop)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 5 and seen
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "stopped"
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    trainer = Trainer(smoke(tmp_path, steps=20), tmp_path / "run")
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(TrainingError, match="disk full.*previous checkpoint"):
+        trainer.run()
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 10
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, cache: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank))
+    config = load_config(SMOKE, {"threads": 1, "data": {"cache_dir": cache}, "optim": {"steps": 3},
+                                 "log": {"samples_every": 1000}})
+    trainer = Trainer(config, out)
+    trainer.run()
+    torch.save(weights_of(trainer.model), Path(out) / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path):
+    out = tmp_path / "ddp"
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(out), str(tmp_path / "cache")), nprocs=2, join=True)
+    a = torch.load(out / "rank0.pt", weights_only=True)
+    b = torch.load(out / "rank1.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = CestModel(load_config(SMOKE).model).state_dict()
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # it did train
+    assert (out / "weights.safetensors").exists()
+
+
+@pytest.mark.skipif(not VIDEO.exists(), reason="needs ../shared/data/faces/video_short.mp4")
+def test_finetune_end_to_end_on_a_few_frames(tmp_path):
+    base = tmp_path / "base.safetensors"
+    CestModel(load_config(SMOKE).model).save(base)
+    recipe = tmp_path / "ft.yaml"
+    recipe.write_text(json.dumps({**FINETUNE_RECIPE, "data": {
+        **FINETUNE_RECIPE["data"], "max_frames": 8, "frame_step": 3, "cache_dir": str(tmp_path / "cache")},
+        "log": {**FINETUNE_RECIPE["log"], "progress_bar": False}}))
+    weights = finetune(VIDEO, base, tmp_path / "ft", steps=3, config=recipe)
+    model = CestModel.load(weights)
+    assert model.config == load_config(SMOKE).model
+    before = CestModel.load(base).state_dict()
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
