@@ -36,11 +36,13 @@ def _run_reconstruct(args) -> int:
                              meshes=args.meshes, formats=formats)
 
 
-def _add_module_command(sub, name: str, module: str, help_text: str) -> None:
-    """Sub-commands whose arguments their own module parses (train, finetune, eval, bench)."""
-    p = sub.add_parser(name, help=help_text, add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=lambda args: _delegate(module, args.rest))
+# Sub-commands whose arguments their own module parses.
+DELEGATED = {
+    "train": ("engine.train", "train CEST from videos/images (YAML config)"),
+    "finetune": ("engine.finetune", "adapt a model to one person's video"),
+    "eval": ("engine.evaluate", "accuracy on synthetic faces or annotated photos"),
+    "bench": ("engine.bench", "speed figures on this machine"),
+}
 
 
 def _delegate(module: str, argv: list[str]) -> int:
@@ -54,17 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_reconstruct(sub)
-    _add_module_command(sub, "train", "engine.train", "train CEST from videos/images (YAML config)")
-    _add_module_command(sub, "finetune", "engine.finetune", "adapt a model to one person's video")
-    _add_module_command(sub, "eval", "engine.evaluate", "accuracy on synthetic faces or annotated photos")
-    _add_module_command(sub, "bench", "engine.bench", "speed figures on this machine")
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=f"{help_text} (see cest {name} --help)", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if argv and argv[0] in DELEGATED:
+            return _delegate(DELEGATED[argv[0]][0], argv[1:])
+        args = build_parser().parse_args(argv)
+        if args.verbose:
+            logging.getLogger().setLevel(logging.DEBUG)
         return args.func(args)
     except CestError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.sh import SH_CONST, sh_basis
+from engine.sh import SH_CONST, sh_basis, sh_shading
 
 
 def fit_sh_light(texture: torch.Tensor, normals: torch.Tensor, weight: torch.Tensor, ridge: float = 1e-3):
@@ -22,9 +22,14 @@ def fit_sh_light(texture: torch.Tensor, normals: torch.Tensor, weight: torch.Ten
 
 
 def grey_light(light: torch.Tensor) -> torch.Tensor:
-    """The fitted (B,9,3) light without its tint (the albedo keeps the skin's colour)."""
-    dc = light[:, :1] * SH_CONST[0]  # (B, 1, 3) mean shaded colour
-    return light / dc.clamp_min(1e-4) * dc.mean(-1, keepdim=True)
+    """The fitted (B,9,3) light made colourless: every channel gets the channel-average shape.
+
+    Per-channel shapes would push colour variations of the skin into the light (a green cast
+    on one cheek); the albedo keeps the skin's colour instead.
+    """
+    dc = light[:, :1] * SH_CONST[0]  # (B, 1, 3) mean shaded colour per channel
+    shape = (light / dc.clamp_min(1e-4)).mean(-1, keepdim=True)  # (B, 9, 1)
+    return (shape * dc.mean(-1, keepdim=True)).expand_as(light).contiguous()
 
 
 def normalised(light, normals, visibility, peak: float = 0.9) -> torch.Tensor:
@@ -33,7 +38,7 @@ def normalised(light, normals, visibility, peak: float = 0.9) -> torch.Tensor:
     Albedo scale and light intensity are ambiguous; this makes the brightest skin fully lit
     (the ``peak`` quantile of the shading over visible texels), a plausible and readable split.
     """
-    shading = (sh_basis(normals.permute(0, 2, 3, 1)) @ light).mean(-1)  # (B, T, T)
+    shading = sh_shading(normals.permute(0, 2, 3, 1), light).mean(-1)  # (B, T, T)
     levels = torch.stack([
         torch.quantile(s[v[0] > 0.3], peak) if (v[0] > 0.3).any() else s.new_tensor(1.0)
         for s, v in zip(shading, visibility)
@@ -44,6 +49,6 @@ def normalised(light, normals, visibility, peak: float = 0.9) -> torch.Tensor:
 def delight(texture, normals, visibility):
     """(albedo (B,3,T,T) in [0,1], light (B,9,3)) from an unwrapped texture and its UV-space normals."""
     light = normalised(grey_light(fit_sh_light(texture, normals, visibility)), normals, visibility)
-    shading = (sh_basis(normals.permute(0, 2, 3, 1)) @ light).permute(0, 3, 1, 2)
+    shading = sh_shading(normals.permute(0, 2, 3, 1), light).permute(0, 3, 1, 2)
     albedo = texture / shading.clamp_min(0.15)
     return albedo.clamp(0, 1) * (visibility > 0), light
