@@ -27,7 +27,9 @@ class FaceModel:
         self.expression_basis = as_float("expression_basis")
         self.faces = as_long("faces")
         self.uvs = as_float("uvs")
+        # the detector's convention (scripts/calibrate_landmarks.py); the ICT model's own in landmarks_ict
         self.landmarks = as_long("landmarks")
+        self.landmarks_ict = as_long("landmarks_ict" if "landmarks_ict" in arrays else "landmarks")
         self.symmetry = as_long("symmetry")
         self.expression_names = [str(n) for n in arrays["expression_names"]]
         self._arrays = arrays

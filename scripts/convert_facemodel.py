@@ -7,7 +7,13 @@ one seamless UV chart, so a 2D Delaunay of the kept vertices' UVs is a valid mes
 triangles over the eye and mouth holes are dropped), and stores the mean shape, identity
 and fitting-expression bases, UVs, landmarks and the left-right symmetry map in one .npz.
 
+Landmarks: the ICT ``idx_to_landmark_verts`` seed the decimation (so the mesh does not depend on
+any calibration) and are stored as ``landmarks_ict``; ``landmarks`` are the vertices re-anchored
+to the detector's convention by scripts/calibrate_landmarks.py, read from
+resources/facemodel/landmarks_calibrated.json when it is there (else the ICT ones).
+
 Usage: python scripts/convert_facemodel.py [--src ../shared/data/ict-facekit] [--out resources/facemodel]
+       [--calibrated FILE | --ict-landmarks]
 """
 
 from __future__ import annotations
@@ -134,7 +140,25 @@ def triangulate_in_uv(uv_kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return tris
 
 
-def convert(src: Path, out: Path, target: int = TARGET_VERTS) -> dict:
+CALIBRATED = Path(__file__).resolve().parent.parent / "resources/facemodel/landmarks_calibrated.json"
+
+
+def calibrated_landmarks(path: Path, ict: np.ndarray) -> np.ndarray | None:
+    """The 68 calibrated ICT vertex indices of scripts/calibrate_landmarks.py, or None if no file."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    landmarks = np.array(record["landmarks"], int)
+    if landmarks.shape != (68,):
+        raise ValueError(f"{path}: expected 68 landmark vertex indices, got shape {landmarks.shape}")
+    if "landmarks_ict" in record and not np.array_equal(record["landmarks_ict"], ict):
+        raise ValueError(f"{path} was calibrated from other ICT landmarks than this source's")
+    return landmarks
+
+
+def convert(src: Path, out: Path, target: int = TARGET_VERTS, calibrated: Path | None = CALIBRATED) -> dict:
+    """Build out/facemodel.npz. ``calibrated``: the landmark JSON of scripts/calibrate_landmarks.py
+    (default: the committed one; None or a missing file: the ICT landmarks)."""
     positions, texcoords, polygons = read_obj(src / "generic_neutral_mesh.obj")
     modes = np.load(src / "shape_modes.npz")
     indices = json.loads((src / "vertex_indices.json").read_text())
@@ -144,8 +168,11 @@ def convert(src: Path, out: Path, target: int = TARGET_VERTS) -> dict:
     dense_tris = face_area_triangles(polygons)
     mirror = mirror_index(neutral)
 
-    landmarks = np.array(indices["idx_to_landmark_verts"])
-    seeds = np.concatenate([landmarks, boundary_vertices(dense_tris)[::3]])
+    landmarks_ict = np.array(indices["idx_to_landmark_verts"])
+    landmarks = calibrated_landmarks(calibrated, landmarks_ict) if calibrated else None
+    if landmarks is None:
+        landmarks = landmarks_ict
+    seeds = np.concatenate([landmarks_ict, boundary_vertices(dense_tris)[::3]])
     kept = symmetric_fps(neutral, mirror, seeds, target)
     remap = -np.ones(FACE_VERTS, int)
     remap[kept] = np.arange(len(kept))
@@ -163,10 +190,16 @@ def convert(src: Path, out: Path, target: int = TARGET_VERTS) -> dict:
         "faces": tris.astype(np.int32),
         "uvs": uv[kept].astype(np.float32),
         "landmarks": remap[landmarks].astype(np.int32),
+        "landmarks_ict": remap[landmarks_ict].astype(np.int32),
         "symmetry": remap[mirror[kept]].astype(np.int32),
         "source_index": kept.astype(np.int32),
     }
-    assert (model["landmarks"] >= 0).all() and (model["symmetry"] >= 0).all()
+    if (model["landmarks"] < 0).any():  # only if the decimation changed since the calibration
+        raise ValueError(
+            f"{calibrated}: calibrated landmark vertices missing from the decimated mesh "
+            "(re-run scripts/calibrate_landmarks.py on this model)"
+        )
+    assert (model["landmarks_ict"] >= 0).all() and (model["symmetry"] >= 0).all()
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "facemodel.npz", **model)
     shutil.copy(src / "LICENSE", out / "LICENSE-ICT-FaceKit.txt")
@@ -179,8 +212,10 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=here.parent / "shared/data/ict-facekit")
     parser.add_argument("--out", type=Path, default=here / "resources/facemodel")
     parser.add_argument("--vertices", type=int, default=TARGET_VERTS)
+    parser.add_argument("--calibrated", type=Path, default=CALIBRATED, help="calibrated landmark JSON")
+    parser.add_argument("--ict-landmarks", action="store_true", help="ICT landmarks, no calibration")
     args = parser.parse_args()
-    model = convert(args.src, args.out, args.vertices)
+    model = convert(args.src, args.out, args.vertices, None if args.ict_landmarks else args.calibrated)
     size = (args.out / "facemodel.npz").stat().st_size / 1e6
     print(
         f"wrote {args.out}/facemodel.npz: {len(model['mean'])} vertices, "

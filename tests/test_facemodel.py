@@ -66,4 +66,35 @@ def test_converter_reproduces_the_committed_model(tmp_path, shared_data):
     shipped = FaceModel.load()
     assert torch.equal(fresh.faces, shipped.faces)
     assert np.allclose(fresh.mean.numpy(), shipped.mean.numpy())
+    assert torch.equal(fresh.landmarks, shipped.landmarks)  # the calibrated ones, from the committed JSON
+    assert torch.equal(fresh.landmarks_ict, shipped.landmarks_ict)
     assert (tmp_path / "LICENSE-ICT-FaceKit.txt").exists()
+    # Without the calibration the ICT landmarks come back, on the very same mesh.
+    convert.convert(shared_data / "ict-facekit", tmp_path / "ict", calibrated=None)
+    plain = FaceModel.load(tmp_path / "ict" / "facemodel.npz")
+    assert torch.equal(plain.faces, shipped.faces)
+    assert torch.equal(plain.landmarks, shipped.landmarks_ict)
+
+
+def test_calibrated_landmarks_are_symmetric_and_match_their_record(face_model):
+    """scripts/calibrate_landmarks.py: mirror pairs on mirror-twin vertices, centre-line points on the
+    midline, ICT originals kept, and the committed JSON names the same vertices as the .npz."""
+    import json
+
+    from engine.detect import IBUG68_FLIP
+    from tests.conftest import ROOT
+
+    lm, sym = face_model.landmarks, face_model.symmetry
+    assert torch.equal(sym[lm], lm[torch.as_tensor(IBUG68_FLIP)])
+    midline = [8, 27, 28, 29, 30, 33, 51, 57, 62, 66]
+    assert face_model.mean[lm[midline], 0].abs().max() < 1e-3
+    assert face_model.landmarks_ict.shape == (68,) and not torch.equal(face_model.landmarks_ict, lm)
+    moved = (face_model.mean[lm] - face_model.mean[face_model.landmarks_ict]).norm(dim=-1)
+    assert float(moved.max()) < 2.5  # cm: re-anchored nearby, not somewhere else
+    drop = face_model.expression_basis[face_model.expression_names.index("jawOpen"), lm, 1]
+    assert (drop[[65, 66, 67]] < drop[[61, 62, 63]] - 1).all()  # the inner lower lip opens with the jaw
+    record = json.loads((ROOT / "resources/facemodel/landmarks_calibrated.json").read_text())
+    with np.load(ROOT / "resources/facemodel/facemodel.npz") as data:
+        source = data["source_index"]
+    assert source[lm.numpy()].tolist() == record["landmarks"]
+    assert source[face_model.landmarks_ict.numpy()].tolist() == record["landmarks_ict"]
