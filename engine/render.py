@@ -47,7 +47,7 @@ class PixelList:
     slot: Tensor | None  # (N,) row in the padded (B*M) layout; None when B == 1 (no padding)
 
     @classmethod
-    def build(cls, index: Tensor, face: Tensor, bary: Tensor, shape: tuple[int, int, int]) -> "PixelList":
+    def build(cls, index: Tensor, face: Tensor, bary: Tensor, shape: tuple[int, int, int]) -> PixelList:
         """From the flat indices (into B*H*W, ascending) of covered pixels, their faces, barycentrics."""
         batch = index // (shape[1] * shape[2])
         if shape[0] == 1:
@@ -82,7 +82,7 @@ class Fragments:
     pixels: PixelList
 
     @classmethod
-    def from_dense(cls, face_index: Tensor, bary: Tensor) -> "Fragments":
+    def from_dense(cls, face_index: Tensor, bary: Tensor) -> Fragments:
         """From (B, H, W) face indices and (B, H, W, 3) barycentrics (another rasteriser's output)."""
         flat = face_index.reshape(-1)
         index = flat.ge(0).nonzero().squeeze(1)
@@ -158,7 +158,7 @@ def front_facing(verts_ndc: Tensor, faces: Tensor) -> Tensor:
     """(B, F) bool: the triangle is counter-clockwise seen from the viewer (clockwise on screen)."""
     tri = verts_ndc[:, faces, :2]  # (B, F, 3, 2)
     e1, e2 = tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0]
-    return e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0] < 0
+    return _barycentric_planes(*e1.unbind(-1), *e2.unbind(-1))[0] < 0
 
 
 def _barycentric_planes(e1x: Tensor, e1y: Tensor, e2x: Tensor, e2y: Tensor) -> tuple[Tensor, ...]:
@@ -209,7 +209,8 @@ def _expand(counts: Tensor) -> tuple[Tensor, Tensor]:
 def _spans(params: Tensor, ints: Tensor, width: int):
     """Per triangle and pixel row, the exact run of covered pixel centres.
 
-    Returns (triangle row, first pixel's flat index, pixel count, depth at the first pixel).
+    Returns (triangle row, first pixel's flat index, pixel count, depth at the first pixel and its
+    step along the row).
     """
     tri, row = _expand(ints[1])
     p = params.index_select(1, tri)
@@ -219,15 +220,15 @@ def _spans(params: Tensor, ints: Tensor, width: int):
     offset = p[8:11] * dy
     offset[0] += 1
     bound = (-_EPS - offset) / slope
-    lower = torch.where(slope > 0, bound, -torch.inf).amax(0)
-    upper = torch.where(slope < 0, bound, torch.inf).amin(0)
+    lower = bound.masked_fill(slope <= 0, -torch.inf).amax(0)
+    upper = bound.masked_fill(slope >= 0, torch.inf).amin(0)
     closed = ((slope == 0) & (offset < -_EPS)).any(0)  # an edge parallel to the row shuts it out
     x_lo = torch.clamp((p[0] + lower).ceil(), p[11], p[12] + 1)
     x_hi = torch.clamp((p[0] + upper).floor(), p[11] - 1, p[12])
     count = (x_hi - x_lo + 1).clamp_min_(0).masked_fill_(closed, 0).long()
     depth = p[2] + p[3] * (x_lo - p[0]) + p[4] * dy
     first = ints[2].index_select(0, tri) + y * width + x_lo.long()
-    return tri, first, count, depth
+    return tri, first, count, depth, p[3]
 
 
 @torch.no_grad()
@@ -242,9 +243,9 @@ def rasterize(
     batch = verts_ndc.shape[0]
     verts = verts_ndc.detach().float()
     ids, params, ints = _triangle_setup(verts, faces, height, width, cull_backfaces)
-    tri, first, count, depth = _spans(params, ints, width)
+    tri, first, count, depth, depth_step = _spans(params, ints, width)
     span, step = _expand(count)
-    z = depth.index_select(0, span) + params[3].index_select(0, tri).index_select(0, span) * step
+    z = depth.index_select(0, span) + depth_step.index_select(0, span) * step
     face_bits = max(len(ids), 1).bit_length()
     levels = (1 << min(62 - face_bits, 32)) - 1
     z_min, z_max = verts[..., 2].min(), verts[..., 2].max()
@@ -254,7 +255,8 @@ def rasterize(
     zbuf.scatter_reduce_(0, first.index_select(0, span) + step, key, "amax")
     pix = zbuf.ge(0).nonzero().squeeze(1)
     win = zbuf.index_select(0, pix) & ((1 << face_bits) - 1)
-    return _fragments(pix, ids.index_select(0, win), params.index_select(1, win), (batch, height, width), faces.shape[0])
+    shape = (batch, height, width)
+    return _fragments(pix, ids.index_select(0, win), params.index_select(1, win), shape, faces.shape[0])
 
 
 def _fragments(pix: Tensor, ids: Tensor, params: Tensor, shape: tuple, n_faces: int) -> Fragments:
@@ -351,6 +353,8 @@ def vertex_normals(verts: Tensor, faces: Tensor, incidence: tuple[Tensor, Tensor
     """
     batch, n_verts, _ = verts.shape
     matrix, transpose = incidence if incidence is not None else vertex_face_matrix(faces, n_verts)
+    if matrix.dtype != verts.dtype:
+        matrix, transpose = matrix.to(verts.dtype), transpose.to(verts.dtype)
     coords = verts.permute(2, 0, 1).reshape(3, -1)  # (3, B*V)
     offset = torch.arange(batch, device=faces.device) * n_verts
     corners = (faces.t()[:, None, :] + offset[None, :, None]).reshape(-1)  # corner-major
@@ -365,7 +369,9 @@ def vertex_normals(verts: Tensor, faces: Tensor, incidence: tuple[Tensor, Tensor
 # ----------------------------------------------------------------------------------------- shade
 
 
-def _shade_pixels(frags: Fragments, interpolants: Tensor, albedo: Tensor, light: Tensor, background) -> RenderOutput:
+def _shade_pixels(
+    frags: Fragments, interpolants: Tensor, albedo: Tensor, light: Tensor, background: Tensor | None
+) -> RenderOutput:
     """Texture and light the covered pixels' (N, 6) uv / normal / depth, then make the image."""
     pixels = frags.pixels
     texels = sample_texture(albedo, pixels.pack(interpolants[:, :2]).unsqueeze(1))  # (B, 3, 1, M)
@@ -377,7 +383,9 @@ def _shade_pixels(frags: Fragments, interpolants: Tensor, albedo: Tensor, light:
     return RenderOutput(image, mask, frags, interpolants, torch.cat([tex, shading], 1))
 
 
-def shade(cache: RenderOutput, albedo: Tensor, light: Tensor, background: Tensor | None = None) -> RenderOutput:
+def shade(
+    cache: RenderOutput, albedo: Tensor, light: Tensor, background: Tensor | None = None
+) -> RenderOutput:
     """Re-light / re-texture a previous render: texture lookup + SH only, no rasterisation."""
     return _shade_pixels(cache.fragments, cache.interpolants, albedo, light, background)
 
@@ -409,7 +417,7 @@ class Renderer:
         self.cull_backfaces = cull_backfaces
         self._incidence = vertex_face_matrix(self.faces, self.uvs.shape[0])
 
-    def to(self, device: torch.device | str) -> "Renderer":
+    def to(self, device: torch.device | str) -> Renderer:
         self.faces, self.uvs = self.faces.to(device), self.uvs.to(device)
         self._incidence = vertex_face_matrix(self.faces, self.uvs.shape[0])
         return self
@@ -441,7 +449,9 @@ class Renderer:
         interpolants = torch.cat([values[:, :2], normals_px, values[:, 5:]], 1)
         return _shade_pixels(frags, interpolants, albedo, light, background)
 
-    def shade(self, cache: RenderOutput, albedo: Tensor, light: Tensor, background: Tensor | None = None) -> RenderOutput:
+    def shade(
+        self, cache: RenderOutput, albedo: Tensor, light: Tensor, background: Tensor | None = None
+    ) -> RenderOutput:
         """Re-light / re-texture a previous render of this mesh: see :func:`shade`."""
         return shade(cache, albedo, light, background)
 

@@ -30,7 +30,9 @@ def rasterize(
     """pytorch3d's z-buffer with the conventions of :func:`engine.render.rasterize`."""
     verts = verts_ndc.detach().float()
     n_faces = faces.shape[0]
-    keep = front_facing(verts, faces) if cull_backfaces else verts.new_ones(verts.shape[0], n_faces, dtype=torch.bool)
+    keep = front_facing(verts, faces)
+    if not cull_backfaces:
+        keep = torch.ones_like(keep)
     meshes = Meshes(verts=list(_to_pytorch3d_ndc(verts, height, width)), faces=[faces[k] for k in keep])
     pix_to_face, _, bary, _ = rasterize_meshes(meshes, (height, width), faces_per_pixel=1)
     kept = keep.reshape(-1).nonzero().squeeze(1)  # packed face -> b * F + f

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from engine import render as R
 from engine.sh import SH_CONST, ambient_light
-
 
 # ------------------------------------------------------------------------------------ test meshes
 
@@ -42,8 +41,8 @@ def project(verts: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, scale: fl
     cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
     ry = torch.tensor([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rx = torch.tensor([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    cam = (verts @ (ry @ rx).T)[None]
-    return cam, cam * torch.tensor([scale, -scale, scale])
+    cam = (verts @ (ry @ rx).T.to(verts.dtype))[None]
+    return cam, cam * cam.new_tensor([scale, -scale, scale])
 
 
 def to_ndc(pixels: list[list[float]], size: int, depth: float = 0.0) -> torch.Tensor:
@@ -62,6 +61,7 @@ def quad(z: float = 0.0, extent: float = 1.0):
 
 def inside(px: float, py: float, tri: list[list[float]]) -> bool:
     """Exact point-in-triangle test of a pixel centre (either winding)."""
+
     def edge(a, b):
         return (b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0])
 
@@ -156,6 +156,27 @@ def test_interpolate_gradcheck():
     assert torch.autograd.gradcheck(lambda a, v: R.interpolate(a, faces, frags, v), (attrs, verts))
 
 
+def test_vertex_normals_gradcheck():
+    verts, faces, _ = face_like_mesh(4)
+    verts = verts[None].double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda v: R.vertex_normals(v, faces), (verts,))
+
+
+def test_render_gradcheck():
+    verts, faces, uvs = face_like_mesh(4)
+    cam, ndc = project(verts.double(), yaw=0.3, scale=0.08)
+    albedo, light = torch.rand(1, 3, 4, 4, dtype=torch.double), torch.randn(1, 9, 3, dtype=torch.double)
+    renderer = R.Renderer(faces, uvs)
+    frags = renderer.rasterize(ndc, 10)
+
+    def image(cam, ndc, albedo, light):
+        assert torch.equal(renderer.rasterize(ndc, 10).face_index, frags.face_index)
+        return renderer.render(cam, ndc, albedo, light, 10).image
+
+    inputs = [t.requires_grad_(True) for t in (cam, ndc, albedo, light)]
+    assert torch.autograd.gradcheck(image, inputs, fast_mode=True)
+
+
 def test_vertex_normals_of_a_sphere_point_outwards():
     verts, faces, _ = face_like_mesh(15)
     sphere = torch.nn.functional.normalize(verts, dim=1)[None] * 3
@@ -182,8 +203,8 @@ def test_photometric_gradient_moves_a_vertex_toward_the_target():
     flat = torch.stack([x, y, torch.zeros_like(x)], -1).reshape(1, -1, 3)  # NDC, rows going up
     cam = flat * torch.tensor([1.0, -1.0, 1.0])
     uvs = torch.stack([(x + 1) / 2, (1 - y) / 2], -1).reshape(-1, 2)
-    ramp = torch.linspace(0, 1, 32)
-    texture = torch.stack([ramp.expand(32, 32), ramp[:, None].expand(32, 32), torch.full((32, 32), 0.5)])[None]
+    ramp = torch.linspace(0, 1, 32).expand(32, 32)
+    texture = torch.stack([ramp, ramp.T, torch.full_like(ramp, 0.5)])[None]
     renderer, light = R.Renderer(grid_faces(rows, cols), uvs), ambient_light(1)
     target_ndc = flat.clone()
     target_ndc[0, 4, :2] += torch.tensor([0.15, -0.1])
@@ -327,48 +348,59 @@ def test_render_a_side_lit_face_to_png(tmp_path):
     light[0, 2] = 0.2 / SH_CONST[2]  # and a little from above
     out = R.render(cam, ndc, faces, uvs, albedo, light, 256, torch.full((1, 3, 256, 256), 0.1))
     pixels = (out.image[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    path = Path("/tmp/cest_render_side_light.png")
-    Image.fromarray(pixels).save(path)
-    assert path.stat().st_size > 1000
+    Image.fromarray(pixels).save(tmp_path / "side_light.png")
+    face = out.mask[0, 0] > 0
+    columns = torch.arange(256).expand(256, 256)
+    centre = columns[face].float().mean()
+    lit, dark = out.image[0, 0][face & (columns > centre)], out.image[0, 0][face & (columns < centre)]
+    assert lit.mean() > 1.5 * dark.mean()
+    assert Image.open(tmp_path / "side_light.png").size == (256, 256)
 
 
 # ------------------------------------------------------------------------------------- benchmark
 
 
-def _median_ms(fn, repeats: int = 30) -> float:
+def _time_ms(fn, repeats: int = 40) -> str:
+    """Median (and min) wall time of ``fn`` after a warm-up, in ms."""
     for _ in range(5):
         fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        times.append(1e3 * (time.perf_counter() - start))
+    return f"{statistics.median(times):.2f} ({min(times):.2f})"
+
+
+def _benchmark_size(renderer: R.Renderer, cam, ndc, albedo, light, size: int) -> dict[str, str]:
+    leaves = [t.clone().requires_grad_(True) for t in (cam, ndc, albedo, light)]
+
+    def step():
+        renderer.render(*leaves, size).image.square().mean().backward()
+
+    out = renderer.render(cam, ndc, albedo, light, size)
+    return {
+        "rasterize": _time_ms(lambda: renderer.rasterize(ndc, size)),
+        "forward": _time_ms(lambda: renderer.render(cam, ndc, albedo, light, size)),
+        "forward+backward": _time_ms(step),
+        "shade (cached)": _time_ms(lambda: renderer.shade(out, albedo, light)),
+    }
 
 
 def benchmark(verts, faces, uvs, backend: str = "torch", sizes=(128, 256, 512), texture: int = 256) -> None:
-    """Print forward, forward+backward and re-shade times (median ms) of one face render."""
+    """Print median (min) ms of rasterize, forward, forward+backward and cached re-shade of one face."""
     cam, ndc = project(verts, yaw=0.35, pitch=0.1, scale=1.2 / float(verts[:, 1].max() - verts[:, 1].min()))
     renderer = R.Renderer(faces, uvs, backend=backend)
     albedo, light = torch.rand(1, 3, texture, texture), ambient_light(1)
     print(f"{backend}: {len(verts)} vertices, {len(faces)} triangles, {torch.get_num_threads()} threads")
     for size in sizes:
-        leaves = [t.clone().requires_grad_(True) for t in (cam, ndc, albedo, light)]
-
-        def step():
-            renderer.render(*leaves, size).image.square().mean().backward()
-
-        out = renderer.render(cam, ndc, albedo, light, size)
-        rows = {
-            "rasterize": _median_ms(lambda: renderer.rasterize(ndc, size)),
-            "forward": _median_ms(lambda: renderer.render(cam, ndc, albedo, light, size)),
-            "forward+backward": _median_ms(step),
-            "shade (cached)": _median_ms(lambda: renderer.shade(out, albedo, light)),
-        }
-        print(f"  {size}: " + ", ".join(f"{k} {v:.2f} ms" for k, v in rows.items()))
+        rows = _benchmark_size(renderer, cam, ndc, albedo, light, size)
+        print(f"  {size}: " + ", ".join(f"{k} {v}" for k, v in rows.items()), flush=True)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        torch.set_num_threads(int(sys.argv[1]))
     benchmark(*face_like_mesh())
     try:
         from engine.facemodel import FaceModel
