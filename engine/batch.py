@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from engine.detect import NoFaceError
 from engine.errors import CestError
-from engine.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_video
+from engine.imageio import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_video
 
 log = logging.getLogger("cest")
 
@@ -52,19 +52,45 @@ def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cp
     for path in bar:
         bar.set_postfix_str(path.name[-30:])
         target = output_folder(out, path, taken)
+        existed = target.exists()
         try:
+            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
+                raise CestError(f"{path}: an audio file, with no pictures to reconstruct a face from")
             if is_video(path):
                 from engine.video import reconstruct_video
 
                 reconstruct_video(reconstructor, path, target, meshes=meshes)
             else:
                 _reconstruct_image(reconstructor, path, target, all_faces, formats)
-        except (CestError, NoFaceError) as exc:
+        except (CestError, NoFaceError, OSError) as exc:  # OSError: the results could not be written
             failures += 1
-            tqdm.write(f"error: {exc}", file=sys.stderr)
+            _remove_if_empty(target, existed)
+            message = _one_line(exc)
+            tqdm.write(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}",
+                       file=sys.stderr)
+        except Exception as exc:  # a bug, or an input nobody foresaw: say so and keep the batch going
+            failures += 1
+            _remove_if_empty(target, existed)
+            log.debug("unexpected error on %s", path, exc_info=True)
+            tqdm.write(f"error: {path}: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                       "(please report it; -v shows the traceback)", file=sys.stderr)
     ok = len(files) - failures
     log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)
     return 0 if failures == 0 else 1
+
+
+def _remove_if_empty(folder: Path, existed: bool) -> None:
+    """A failed input leaves no empty output folder behind (one that was there before stays)."""
+    if not existed:
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).replace("\r", " ").replace("\n", " ").strip()
+    return text[:500] or type(exc).__name__
 
 
 def _reconstruct_image(reconstructor, path: Path, target: Path, all_faces: bool, formats) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from engine.camera import project, to_camera
@@ -149,12 +149,17 @@ class CestModel(nn.Module):
 
     # ---------------------------------------------------------------------------- save / load
 
-    def save(self, path: str | Path, extra_metadata: dict | None = None) -> None:
-        """Weights as safetensors, the config (JSON) in the metadata."""
+    def save(self, path: str | Path, extra_metadata: dict | None = None, half: bool = False) -> None:
+        """Weights as safetensors, the config (JSON) in the metadata; ``half`` stores float16
+        (half the size; loading converts back to float32)."""
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        if half:
+            tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         metadata = {"format": FORMAT, "config": json.dumps(self.config.to_dict())}
         metadata.update({k: str(v) for k, v in (extra_metadata or {}).items()})
-        save_file(tensors, str(path), metadata=metadata)
+        # Serialised in memory, written with Python's I/O: a full disk then raises OSError(ENOSPC),
+        # where safetensors' own writer raises an error callers cannot tell from a bad tensor.
+        Path(path).write_bytes(safetensors_bytes(tensors, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path, config: CestConfig | None = None, face_model: FaceModel | None = None,

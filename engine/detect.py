@@ -65,6 +65,8 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
         raise ValueError(f"expected an HxW, HxWx1..4 image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"empty image (shape {image.shape})")
     if image.shape[2] in (1, 2):
         image = np.repeat(image[:, :, :1], 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])

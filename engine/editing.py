@@ -15,6 +15,7 @@ change rasterises again. Torch and numpy only: never imports Qt.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,18 @@ from engine.sh import SH_CONST, sh_basis, sh_shading
 from engine.unwrap import uv_layout
 
 VIEWS = ("render", "albedo", "shading", "normals")
+
+_LAYOUTS: "weakref.WeakKeyDictionary[FaceModel, dict]" = weakref.WeakKeyDictionary()
+
+
+def model_uv_layout(model: FaceModel, size: int):
+    """engine.unwrap.uv_layout, remembered per model object (its own cache keys on the whole mesh as
+    nested tuples, which costs milliseconds of interpreter time per call)."""
+    per_model = _LAYOUTS.setdefault(model, {})
+    if size not in per_model:
+        per_model[size] = uv_layout(model, size)
+    return per_model[size]
+
 
 # settings_to_sh's per-band scale of a delta light (see engine.lighting)
 _BAND1 = SH_CONST[1] * 3 / (2 * math.pi)
@@ -173,7 +186,7 @@ def uv_normals(model: FaceModel, verts_cam: torch.Tensor, size: int,
 
     Texels off the UV chart get a zero normal (their shading is the light's ambient term).
     """
-    corners, bary, _ = layout if layout is not None else uv_layout(model, size)
+    corners, bary, _ = layout if layout is not None else model_uv_layout(model, size)
     normals = vertex_normals(verts_cam, model.faces, incidence)  # (1, V, 3)
     gathered = normals[:, corners]  # (1, T, T, 3, 3)
     per_texel = torch.einsum("tsk,btskc->bcts", bary.to(normals.dtype), gathered)
@@ -216,7 +229,7 @@ class FaceEditor:
         self.crop = crop.to(self.device) if crop is not None else None
         self.size = size
         self.texture_size = texture_size or params.albedo.shape[-1]
-        self._layout = uv_layout(model, self.texture_size)
+        self._layout = model_uv_layout(model, self.texture_size)
         self._incidence = getattr(renderer, "_incidence", None)
         self._verts = model.vertices(self.params.identity, self.params.expression)  # model space
         self._grey = torch.full((1, 3, size, size), 0.16, device=self.device)
@@ -362,6 +375,26 @@ class SequenceFrame:
 
     def full_params(self) -> FaceParams:
         return float_params(self.params)
+
+    def save(self, path: str | Path) -> Path:
+        """One .npz (no pickles), written atomically: what a video job leaves for the app to scrub."""
+        import io
+
+        from engine.atomic import write_bytes
+
+        arrays = {f"params_{k}": v.detach().cpu().numpy() for k, v in self.params.fields().items()}
+        buffer = io.BytesIO()
+        np.savez(buffer, index=np.int64(self.index), crop=self.crop,
+                 landmarks=np.asarray(self.landmarks, np.float32), **arrays)
+        write_bytes(path, buffer.getvalue())
+        return Path(path)
+
+    @staticmethod
+    def load(path: str | Path) -> "SequenceFrame":
+        with np.load(path, allow_pickle=False) as data:
+            params = FaceParams(**{name[7:]: torch.from_numpy(data[name].copy())
+                                   for name in data.files if name.startswith("params_")})
+            return SequenceFrame(int(data["index"]), data["crop"].copy(), data["landmarks"].copy(), params)
 
 
 def compact_params(params: FaceParams) -> FaceParams:

@@ -15,3 +15,13 @@ class VideoReadError(CestError, ValueError):
 
 class WeightsError(CestError, ValueError):
     """Model weights that are missing, corrupt or of another configuration."""
+
+
+class WriteError(CestError, OSError):
+    """A file that could not be written (full disk, no permission); whatever stood there is kept.
+
+    An OSError too, with the original ``errno``, so ``except OSError`` and ``errno.ENOSPC`` checks
+    still see it."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()

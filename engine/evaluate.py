@@ -721,7 +721,7 @@ def save_examples(results: dict, out: Path, count: int = 6, stem: str = "synthet
             axes[r, 2 + len(ran) + c].set_xlabel(f"MAD {mm['mad']:.1f} SIDE {mm['side']:.2f}", fontsize=6)
     fig.tight_layout()
     path = out / f"{stem}_examples.png"
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 

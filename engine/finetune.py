@@ -20,7 +20,7 @@ FINETUNE_RECIPE = {
     "seed": 0,
     "threads": 1,
     "losses": {"photometric": 1.0, "swap": 1.0, "symmetry": 0.5, "landmark": 1.0,
-               "identity": 0.001, "expression": 0.001},
+               "identity": 0.003, "expression": 0.001, "light": 0.05},
     "data": {"clips_per_batch": 2, "frames_per_clip": 4, "max_gap": 3, "synthetic_clips": 0,
              "frame_step": 2, "max_frames": 400},
     "optim": {"steps": 300, "lr": 0.0001, "warmup_steps": 20, "lr_min_fraction": 0.2, "grad_clip": 5.0},

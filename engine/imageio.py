@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import struct
+
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import ImageReadError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+AUDIO_SUFFIXES = {".m4a", ".mp3", ".wav", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 MAX_PIXELS = 40_000 * 40_000  # decoding is cheap with draft/reduce; beyond this we refuse
+# What is decoded at full size (after JPEG draft, which already shrinks by up to 8x): 21,000^2 pixels,
+# 1.3 GB as RGB. A 20,000 x 20,000 PNG still loads; a small file claiming more is refused undecoded.
+MAX_DECODE_PIXELS = 21_000 * 21_000
+# What a damaged or hostile file can make Pillow raise besides OSError (fuzzing finds these).
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError,
+                  ZeroDivisionError, MemoryError)
 WORKING_SIDE = 2048  # images are downscaled to this long side after decoding
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -31,13 +40,21 @@ def load_image(path: str | Path, max_side: int = WORKING_SIDE) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced size directly
+            width, height = img.size
+            if width * height > MAX_DECODE_PIXELS:
+                raise ImageReadError(f"{path}: too large to decode ({width} x {height} pixels; "
+                                     f"the limit is {MAX_DECODE_PIXELS / 1e6:.0f} megapixels)")
             img = ImageOps.exif_transpose(img)
             if max(img.size) > max_side:
                 img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             return to_rgb8(img)
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"{path}: not a readable image ({_reason(exc)})") from exc
-    except (OSError, ValueError, SyntaxError) as exc:
+    except ImageReadError:
+        raise
+    except MemoryError as exc:
+        raise ImageReadError(f"{path}: too large to decode in the memory available") from exc
+    except _DECODE_ERRORS as exc:
         raise ImageReadError(f"{path}: damaged or truncated image ({_reason(exc)})") from exc
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
 from engine.render import Renderer, RenderOutput, shade
+from engine.sh import SH_CONST
 
 _EPS = 1e-3  # Charbonnier epsilon: a smooth L1 whose gradient stays finite at zero error
 
@@ -26,6 +27,7 @@ class LossWeights:
     landmark: float = 1.0
     identity: float = 1e-3  # ||identity||^2 (mean over coefficients)
     expression: float = 1e-3  # ||expression||^2
+    light: float = 0.05  # light prior: near white, mean shading near 1 (see light_prior)
     supervised: float = 0.0  # ground truth of synthetic faces, where present (warm start only)
     landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
 
@@ -65,6 +67,18 @@ def landmark_loss(projected: Tensor, target: Tensor, jaw_weight: float = 0.5, va
 def coefficient_loss(coeffs: Tensor) -> Tensor:
     """||α||² per face, averaged over coefficients and faces."""
     return coeffs.square().mean()
+
+
+def light_prior(light: Tensor) -> Tensor:
+    """Penalise tinted light and a mean shading far from 1.
+
+    Albedo x shading is all the photometric losses see, so the split of colour and brightness
+    between them is free; this prior gives colour and brightness to the albedo.
+    """
+    grey = light.mean(-1, keepdim=True)
+    tint = (light - grey).square().mean()
+    level = (grey[:, 0, 0] * SH_CONST[0] - 1).square().mean()
+    return tint + level
 
 
 def symmetry_albedo(albedo: Tensor) -> Tensor:
@@ -121,6 +135,8 @@ def cest_losses(
     terms["landmark"] = landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
+    if weights.light:
+        terms["light"] = light_prior(params.light)
     if weights.supervised and "gt_has" in batch and bool(batch["gt_has"].any()):
         terms["supervised"] = supervised_loss(params, ndc, batch, model)
     total = sum(getattr(weights, name) * value for name, value in terms.items())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import torch.distributed as dist
 import yaml
 
 from engine.atomic import atomic_path, write_text
-from engine.cest import CestConfig, CestModel
+from engine.cest import CestConfig, CestModel, config_mismatch
 from engine.data.mixture import DataConfig, TrainingData
 from engine.errors import CestError
 from engine.facemodel import FaceModel
@@ -151,8 +152,12 @@ def save_checkpoint(path: Path, model: CestModel, optimizer, step: int, config: 
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
              "rng": rng_state(), "config": json.dumps(config.to_dict())}
     try:
+        # Serialised in memory, written with Python's I/O: a full disk then raises OSError(ENOSPC)
+        # (torch.save straight to a file raises a bare RuntimeError from its zip writer instead).
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
         with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+            tmp.write_bytes(buffer.getvalue())
         with atomic_path(path.with_name(WEIGHTS)) as tmp:
             model.save(tmp, {"step": step})
     except OSError as err:
@@ -167,12 +172,33 @@ def load_checkpoint(path: Path, model: CestModel, optimizer) -> int:
     """Restore model, optimizer and RNG states; returns the step to continue from."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file
-        raise TrainingError(f"cannot read checkpoint {path}: {err}") from err
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
-    return int(state["step"])
+    except Exception as err:  # a torn, foreign or booby-trapped file (weights_only runs no code)
+        raise TrainingError(f"cannot read checkpoint {path}: {_load_failure(err)}") from err
+    try:
+        stored = CestConfig.from_dict(json.loads(state["config"])["model"])
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        reason = f"{type(err).__name__}: {err}"
+        raise TrainingError(f"{path} is not a CEST training checkpoint ({reason})") from err
+    mismatch = config_mismatch(model.config, stored)
+    if mismatch:
+        raise TrainingError(f"checkpoint {path} was written with another model config: {mismatch}")
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        return int(state["step"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+        raise TrainingError(f"checkpoint {path} does not fit this model ({reason})") from err
+
+
+def _load_failure(err: Exception) -> str:
+    """One line on why torch.load refused a file (without its advice to load it unsafely)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if "Weights only load failed" in str(err):
+        culprit = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), "")
+        return f"it holds objects other than tensors and plain values, refused unloaded ({culprit})"
+    return lines[0][:300] if lines else type(err).__name__
 
 
 # ---------------------------------------------------------------------------- distributed
@@ -423,6 +449,23 @@ def train(config: TrainConfig | str | Path, out_dir: str | Path, progress_callba
             dist.destroy_process_group()
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """["model.conditional=false", ...] -> {"model": {"conditional": False}} (values parsed as YAML)."""
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise TrainingError(f"--set wants KEY=VALUE, got {item!r}")
+        nested: dict = {}
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+        out = merge_dicts(out, nested)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="training config (YAML), e.g. configs/default.yaml")
@@ -430,9 +473,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     parser.add_argument("--init", default=None, help="start from these weights (safetensors)")
     parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set model.conditional=false")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config, {"optim": {"steps": args.steps}} if args.steps else None)
+        overrides = parse_overrides(args.set)
+        if args.steps:
+            overrides = merge_dicts(overrides, {"optim": {"steps": args.steps}})
+        config = load_config(args.config, overrides)
         out = args.out or str(Path("runs") / Path(args.config).stem)
         weights = train(config, out, resume=args.resume, init_weights=args.init)
     except CestError as err:

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from engine import export
+from engine.atomic import atomic_path
 from engine.crop import CropSmoother, crop_params_from_landmarks
 from engine.infer import Reconstruction, Reconstructor, to_uint8
 from engine.outputs import params_record
@@ -73,36 +74,50 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     (the app) follow and cancel. Returns a summary dict."""
     path, out_dir = Path(path), Path(out_dir)
     info = probe(path)
+    made_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     track, last, stats = Track(), None, {"frames": 0, "faces": 0, "interrupted": False}
+    problems: list[str] = []
     started = time.perf_counter()
     bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False)
-    with VideoWriter(out_dir / "reconstruction.mp4", info.fps) as writer, \
-            open(out_dir / "frames.jsonl", "w") as lines:
-        try:
-            for index, seconds, frame in iter_frames(path):
-                if stop is not None and stop():
-                    stats["interrupted"] = True
-                    break
-                recon = _frame(reconstructor, track, frame, seconds)
-                last = recon or last
-                stats["frames"] += 1
-                stats["faces"] += recon is not None
-                lines.write(json.dumps(_frame_record(recon, index, path)) + "\n")
-                writer.write(_side_by_side(reconstructor, recon, frame))
-                if meshes and recon is not None:
-                    export.write_ply(reconstructor.mesh(recon.params), out_dir / "meshes" / f"frame_{index:06d}.ply")
-                bar.update()
-                if progress is not None:
-                    progress(index + 1, info.frames)
-        except KeyboardInterrupt:
-            stats["interrupted"] = True
-            log.warning("interrupted: kept the %d frames written to %s", stats["frames"], out_dir)
-    bar.close()
+    try:
+        # Both files are written beside their final names and renamed when complete (Ctrl-C included),
+        # so a crash or an error never leaves half a file where a previous run's stood.
+        with VideoWriter(out_dir / "reconstruction.mp4", info.fps) as writer, \
+                atomic_path(out_dir / "frames.jsonl") as lines_path, open(lines_path, "w") as lines:
+            try:
+                for index, seconds, frame in iter_frames(path, problems):
+                    if stop is not None and stop():
+                        stats["interrupted"] = True
+                        break
+                    recon = _frame(reconstructor, track, frame, seconds)
+                    last = recon or last
+                    stats["frames"] += 1
+                    stats["faces"] += recon is not None
+                    lines.write(json.dumps(_frame_record(recon, index, path, seconds)) + "\n")
+                    writer.write(_side_by_side(reconstructor, recon, frame))
+                    if meshes and recon is not None:
+                        export.write_ply(reconstructor.mesh(recon.params),
+                                         out_dir / "meshes" / f"frame_{index:06d}.ply")
+                    bar.update()
+                    if progress is not None:
+                        progress(index + 1, info.frames)
+            except KeyboardInterrupt:
+                stats["interrupted"] = True
+                log.warning("interrupted: kept the %d frames written to %s", stats["frames"], out_dir)
+            lines.flush()
+    except BaseException:
+        if made_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # nothing came of it: leave no empty folder behind
+        raise
+    finally:
+        bar.close()
     if last is not None:
         export.write_obj(reconstructor.mesh(last.params), out_dir / "face.obj")
     stats["seconds"] = round(time.perf_counter() - started, 2)
     stats["fps"] = round(stats["frames"] / max(stats["seconds"], 1e-6), 2)
+    if problems:
+        stats["damaged"] = problems[0]
     export.write_json(stats, out_dir / "summary.json")
     if stats["interrupted"] and stop is None:
         raise KeyboardInterrupt
@@ -121,11 +136,14 @@ def _frame(reconstructor: Reconstructor, track: Track, frame: np.ndarray, second
     return recon
 
 
-def _frame_record(recon: Reconstruction | None, index: int, path: Path) -> dict:
+def _frame_record(recon: Reconstruction | None, index: int, path: Path,
+                  seconds: float | None = None) -> dict:
     if recon is None:
-        return {"frame": index, "face": False}
-    record = params_record(recon, frame=index)
-    record["source"] = str(path)
+        record = {"frame": index, "face": False}
+    else:
+        record = {**params_record(recon, frame=index), "face": True, "source": str(path)}
+    if seconds is not None:
+        record["time_s"] = round(float(seconds), 6)  # the frame's own timestamp (variable frame rates)
     return record
 
 

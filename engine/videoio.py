@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -10,7 +12,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from engine.atomic import atomic_path, write_error
 from engine.errors import VideoReadError
+
+log = logging.getLogger("cest")
 
 
 @dataclass
@@ -64,38 +69,95 @@ def _upright(frame, image: np.ndarray, fallback: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
-def iter_frames(path: str | Path) -> Iterator[tuple[int, float, np.ndarray]]:
-    """(index, time in seconds, HxWx3 uint8 RGB upright) for every decodable frame."""
+MAX_BAD_PACKETS = 50  # damaged packets skipped before a file is given up as unreadable from there on
+
+
+def iter_frames(path: str | Path,
+                problems: list[str] | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+    """(index, time in seconds, HxWx3 uint8 RGB upright) for every decodable frame.
+
+    A damaged packet is skipped and decoding goes on; a file cut off (or unreadable from some point)
+    yields every frame before the damage. What went wrong is logged and appended to ``problems``.
+    A file with no decodable frame raises VideoReadError. Times come from the frames' timestamps,
+    so variable frame rates are kept."""
     path = Path(path)
     info = probe(path)
-    decoded = 0
+    decoded, notes = 0, []
     with _open(path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        try:
-            for frame in container.decode(stream):
-                image = _upright(frame, frame.to_ndarray(format="rgb24"), info.rotation)
-                time = float(frame.time) if frame.time is not None else decoded / info.fps
-                yield decoded, time, image
-                decoded += 1
-        except (av.error.FFmpegError, ValueError) as exc:
-            if decoded == 0:
-                raise VideoReadError(f"{path}: cannot decode ({exc})") from exc
+        # Slice threads, not frame threads: a frame-threaded decoder drops the frames in flight when
+        # it meets a damaged packet, and decoding costs little beside reconstructing a frame.
+        stream.thread_type = "SLICE"
+        for frame in _decode(container, stream, path, notes):
+            image = _upright(frame, frame.to_ndarray(format="rgb24"), info.rotation)
+            time = float(frame.time) if frame.time is not None else decoded / info.fps
+            yield decoded, time, image
+            decoded += 1
     if decoded == 0:
-        raise VideoReadError(f"{path}: no decodable frames")
+        raise VideoReadError(f"{path}: cannot decode any frame{f' ({notes[0]})' if notes else ''}")
+    for note in notes:
+        message = f"{path}: {note}; the {decoded} frames decoded are kept"
+        log.warning("%s", message)
+        if problems is not None:
+            problems.append(message)
+
+
+def _decode(container, stream, path: Path, notes: list[str]):
+    """The stream's frames, packet by packet: a damaged packet is skipped, a demuxing error ends
+    the file, and the decoder is drained at the end either way (so no decoded frame is lost)."""
+    packets, bad = container.demux(stream), 0
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.error.FFmpegError, ValueError) as exc:
+            notes.append(f"the file is damaged or cut off ({_reason(exc)})")
+            packet = None  # drain what the decoder holds
+        try:
+            frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
+        except av.error.EOFError:
+            return
+        except (av.error.FFmpegError, ValueError) as exc:
+            bad += 1
+            if bad == 1:
+                notes.append(f"skipped damaged data ({_reason(exc)})")
+            if packet is None or bad > MAX_BAD_PACKETS:
+                if packet is not None:
+                    notes.append(f"gave up after {bad} damaged packets")
+                return
+            continue
+        yield from frames
+        if packet is None:
+            return
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 class VideoWriter:
-    """H.264 MP4 writer (frames are HxWx3 uint8 RGB of one size, even width and height)."""
+    """H.264 MP4 writer (frames are HxWx3 uint8 RGB of one size, even width and height).
+
+    Written to a temporary file beside ``path`` and renamed over it by ``close()``, so a killed run
+    or a failure never leaves a broken file where a good one stood. Leaving a ``with`` block by an
+    exception discards the new file (KeyboardInterrupt keeps the frames written so far); so does
+    closing a writer that got no frame."""
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self.path), mode="w")
-        self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        self._files = ExitStack()
+        self._tmp = self._files.enter_context(atomic_path(self.path, suffix=self.path.suffix or ".mp4"))
+        try:
+            self._container = av.open(str(self._tmp), mode="w")
+            self._stream = self._container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        except BaseException as exc:
+            self._files.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         self._stream.pix_fmt = "yuv420p"
         self._stream.options = {"crf": "20", "preset": "veryfast"}
         self._opened = False
+        self._closed = False
 
     def write(self, image: np.ndarray) -> None:
         if not self._opened:
@@ -103,17 +165,51 @@ class VideoWriter:
             self._opened = True
         image = image[: self._stream.height, : self._stream.width]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError as err:  # a full disk: name the file being made, not its temporary name
+            raise write_error(err, self.path) from err
 
     def close(self) -> None:
+        """Finish the file and put it in place (nothing is put in place when no frame was written)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._opened:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+            self._container.close()
+        except BaseException as exc:
+            self._files.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         if self._opened:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-        self._container.close()
+            self._files.close()
+        else:
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the new file; whatever stood at ``path`` before stays."""
+        self._closed = True
+        try:
+            self._container.close()
+        except (av.error.FFmpegError, OSError, ValueError):
+            pass
+        try:
+            self._files.__exit__(_Discard, _Discard(), None)
+        except _Discard:
+            pass
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, exc, tb):
+        if kind is None or issubclass(kind, KeyboardInterrupt):
+            self.close()
+        else:
+            self.abort()
+
+
+class _Discard(Exception):
+    """Thrown into the temporary file's context to make it delete the file."""

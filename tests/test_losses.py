@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from engine.facemodel import FaceModel
 from engine.losses import (
     LossWeights,
     cest_losses,
     coefficient_loss,
     landmark_loss,
+    light_prior,
     photometric_loss,
     render_params,
     swap_partners,
@@ -22,9 +22,8 @@ SIZE = 64
 
 
 @pytest.fixture(scope="module")
-def setup():
-    model = FaceModel.load()
-    return model, Renderer(model.faces, model.uvs)
+def setup(face_model):
+    return face_model, Renderer(face_model.faces, face_model.uvs)
 
 
 def make_params(batch: int, albedo: torch.Tensor | None = None, seed: int = 0) -> FaceParams:
@@ -110,6 +109,13 @@ def test_coefficient_loss_is_the_mean_square():
     assert coefficient_loss(coeffs).item() == pytest.approx(14 / 4)
 
 
+def test_light_prior_is_zero_for_white_ambient_light_and_grows_with_tint():
+    assert light_prior(ambient_light(2)).item() == pytest.approx(0, abs=1e-9)
+    tinted = ambient_light(1)
+    tinted[:, 0, 0] *= 1.3
+    assert light_prior(tinted) > light_prior(ambient_light(1, 1.1)) > 0
+
+
 def test_swap_partners_stay_within_a_clip():
     clips = torch.tensor([0, 0, 0, 1, 2, 2])
     partner = swap_partners(clips, torch.Generator().manual_seed(3))
@@ -123,9 +129,9 @@ def test_swap_partners_stay_within_a_clip():
 def test_total_is_the_weighted_sum_and_every_term_is_logged(setup):
     params = make_params(2)
     batch = batch_for(params, setup, image=torch.rand(2, 3, SIZE, SIZE))
-    weights = LossWeights(photometric=1, swap=2, symmetry=3, landmark=4, identity=5, expression=6)
+    weights = LossWeights(photometric=1, swap=2, symmetry=3, landmark=4, identity=5, expression=6, light=7)
     result = cest_losses(params, batch, *setup, weights, torch.tensor([1, 0]))
-    assert set(result.terms) == {"photometric", "swap", "symmetry", "landmark", "identity", "expression"}
+    assert set(result.terms) == {"photometric", "swap", "symmetry", "landmark", "identity", "expression", "light"}
     expected = sum(getattr(weights, k) * v for k, v in result.terms.items())
     assert torch.allclose(result.total, expected)
 

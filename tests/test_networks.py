@@ -8,16 +8,10 @@ import torch
 from engine.camera import project, to_camera
 from engine.cest import CestConfig, CestModel, align_image, config_mismatch
 from engine.errors import WeightsError
-from engine.facemodel import FaceModel
 from engine.render import Renderer
 from engine.sh import ambient_light
 
 SMALL = dict(image_size=64, texture_size=32, width=8, features=32)
-
-
-@pytest.fixture(scope="module")
-def face_model():
-    return FaceModel.load()
 
 
 @pytest.mark.parametrize("conditional", [True, False])
@@ -84,6 +78,18 @@ def test_save_load_round_trip(tmp_path, face_model):
     for name, value in a.fields().items():
         assert torch.equal(value, b.fields()[name]), name
     assert not path.read_bytes().startswith(b"\x80")  # not a pickle
+
+
+def test_half_precision_weights_load_close(tmp_path, face_model):
+    model = CestModel(CestConfig(**SMALL), face_model).eval()
+    model.save(tmp_path / "full.safetensors")
+    model.save(tmp_path / "half.safetensors", half=True)
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
+    loaded = CestModel.load(tmp_path / "half.safetensors", face_model=face_model)
+    assert next(loaded.parameters()).dtype == torch.float32
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x).albedo, loaded(x).albedo, atol=2e-3)
 
 
 def test_load_names_the_config_mismatch(tmp_path, face_model):

@@ -9,14 +9,8 @@ from engine.data.albedo import procedural_albedo
 from engine.data.bank import SyntheticBank
 from engine.data.clip import MIRROR_68, collate, face_mask, flip_clip
 from engine.data.synthetic import SyntheticConfig, SyntheticFaces
-from engine.facemodel import FaceModel
 
 CONFIG = SyntheticConfig(image_size=64, texture_size=32, frames=3, landmark_noise_px=0.0, jitter=0.02)
-
-
-@pytest.fixture(scope="module")
-def face_model():
-    return FaceModel.load()
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,12 @@ import torch.multiprocessing as mp
 from engine.cest import CestModel
 from engine.finetune import FINETUNE_RECIPE, finetune
 from engine.losses import cest_losses, swap_partners
-from engine.train import Trainer, TrainingError, load_config, train
+from engine.train import Trainer, TrainingError, load_config, main, parse_overrides, train
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT, SHARED
+
 SMOKE = ROOT / "configs" / "smoke.yaml"
-VIDEO = ROOT.parent / "shared" / "data" / "faces" / "video_short.mp4"
+VIDEO = SHARED / "data" / "faces" / "video_short.mp4"
 
 
 def smoke(tmp_path: Path, **optim):
@@ -46,6 +47,17 @@ def test_unknown_config_keys_are_errors(tmp_path):
     bad.write_text("optim: {stepz: 3}\n")
     with pytest.raises(TrainingError, match="stepz"):
         load_config(bad)
+
+
+def test_command_line_runs_with_overrides(tmp_path, capsys):
+    assert parse_overrides(["model.conditional=false", "optim.steps=2"]) == {
+        "model": {"conditional": False}, "optim": {"steps": 2}}
+    out = tmp_path / "cli"
+    code = main([str(SMOKE), "--out", str(out), "--steps", "2", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+                 "--set", "model.conditional=false"])
+    assert code == 0 and "weights:" in capsys.readouterr().out
+    assert CestModel.load(out / "weights.safetensors").config.conditional is False
+    assert main([str(tmp_path / "missing.yaml")]) == 1
 
 
 def test_smoke_training_lowers_the_loss(tmp_path):

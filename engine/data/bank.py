@@ -21,11 +21,12 @@ from engine.facemodel import FaceModel
 from engine.params import FaceParams
 
 log = logging.getLogger(__name__)
+BANK_VERSION = 1  # bump when the renderings change for the same config
 PARAM_NAMES = ("rotation", "translation", "scale", "identity", "expression", "light")
 
 
 def bank_path(root: Path, config: SyntheticConfig, length: int, seed: int, split: str) -> Path:
-    key = json.dumps([asdict(config), length, seed, split, 1], sort_keys=True)
+    key = json.dumps([asdict(config), length, seed, split, BANK_VERSION], sort_keys=True)
     return root / f"synthetic-{split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 

@@ -133,7 +133,8 @@ def load_videos(paths: list[str | Path], config: VideoConfig | None = None, dete
                 detector = create_detector(config.detector)
             tracks.append(prepare_video(path, config, detector))
         except (VideoReadError, OSError) as err:
-            warnings.warn(f"skipping video {path}: {err}", stacklevel=2)
+            message = str(err) if str(path) in str(err) else f"{path}: {err}"
+            warnings.warn(f"skipping video {message}", stacklevel=2)
     return tracks
 
 

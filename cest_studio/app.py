@@ -1,0 +1,116 @@
+"""``cest-studio [PHOTO_OR_VIDEO]``: open the window (within a few seconds: the engine, torch and VTK
+load on background threads after it shows), then reconstruct the file if one was given."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+_START = time.perf_counter()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cest-studio", description="CEST Studio: 3D faces from photos and videos")
+    parser.add_argument("path", nargs="?", help="a photo or a video to open")
+    parser.add_argument("--model", default=None,
+                        help="'fit' (landmark fit), 'cest' (the shipped weights) or a .safetensors file")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--detector", default="auto", help="face detector backend")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for the engine")
+    parser.add_argument("--sample", action="store_true", help="open the bundled sample face")
+    parser.add_argument("--exit-after-show", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def _model_key(model: str | None) -> str | None:
+    if model is None or model in ("fit", "cest"):
+        return model
+    path = Path(model).expanduser().resolve()
+    return f"cest:{path}"
+
+
+def run_module(argv: list[str]) -> int:
+    """``--run-module MODULE ARGS...``: run a Python module as ``python -m`` would. A frozen bundle
+    has no ``python`` to start child processes with (training, video jobs), so it starts itself."""
+    import runpy
+
+    module, sys.argv = argv[0], [argv[0], *argv[1:]]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--run-module"] and len(argv) > 1:
+        return run_module(argv[1:])
+    args, qt_args = build_parser().parse_known_args(argv)
+    if args.version:
+        from cest_studio import __version__
+
+        print(f"cest-studio {__version__}")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("QT_API", "pyside6")
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setOrganizationName("CEST Studio")
+    app.setApplicationName("CEST Studio")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+
+    from cest_studio.main_window import MainWindow
+
+    key = _model_key(args.model)
+    window = MainWindow(model=key, device=args.device, detector=args.detector, threads=args.threads)
+    if key and key.startswith("cest:"):
+        window.add_trained_model(key[5:], Path(key[5:]).name)
+        window.refresh_models(key)
+        window.load_model(key, reopen=False)
+    _install_excepthook(window)
+    window.show()
+    shown = time.perf_counter() - _START
+    logging.getLogger("cest_studio").info("window shown %.2f s after start", shown)
+    if args.exit_after_show:
+        QTimer.singleShot(0, lambda: (print(f"window shown in {shown:.2f} s", flush=True), window.close()))
+        return app.exec()
+    path = args.path
+    if args.sample and not path:
+        from engine.resources import resources_root
+
+        path = str(resources_root() / "samples" / "astronaut.png")
+    if path:
+        window.open_path(path)
+    return app.exec()
+
+
+def _install_excepthook(window) -> None:
+    """A bug in a slot becomes a message in the window (and a traceback in the log), not a crash."""
+    log = logging.getLogger("cest_studio")
+    previous = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            previous(kind, value, tb)
+            return
+        import traceback
+
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, value, tb)))
+        try:
+            window.show_error(f"unexpected error ({kind.__name__}): {value}")
+        except Exception:  # noqa: BLE001 - the window may be gone
+            pass
+
+    sys.excepthook = hook
+
+
+if __name__ == "__main__":
+    sys.exit(main())

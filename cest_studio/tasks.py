@@ -1,0 +1,476 @@
+"""What the app asks of the engine, as plain functions run on the worker threads (never the GUI's).
+
+No Qt here and no maths: each function calls the engine (``engine.infer``, ``engine.editing``,
+``engine.video``, ``engine.export``) and packs the answer into plain values the widgets can show.
+The engine is imported inside the functions, so that importing this module costs nothing at start-up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("cest_studio")
+_keys = itertools.count(1)
+
+MESH_FORMATS = ("obj", "ply", "glb")
+DISPLAY_SIDE = 1600  # long side of the input image the window keeps for display
+
+
+# ------------------------------------------------------------------------------ plain values
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model the selector offers: the CEST networks with a weights file, or the landmark fit."""
+
+    kind: str  # "cest" or "fit"
+    weights: str | None = None
+    label: str = ""
+
+    @property
+    def key(self) -> str:
+        return "fit" if self.kind == "fit" else f"cest:{self.weights}"
+
+    @staticmethod
+    def from_key(key: str, label: str = "") -> "ModelSpec":
+        if key.startswith("cest:"):
+            return ModelSpec("cest", key[5:], label)
+        return ModelSpec("fit", None, label or "Landmark fit")
+
+
+@dataclass
+class ModelInfo:
+    spec: ModelSpec
+    method: str
+    description: str
+    seconds: float
+    presets: dict = field(default_factory=dict)  # light presets as EditState fields
+
+
+@dataclass(frozen=True)
+class EditState:
+    """The controls' values, in the units a person reads (degrees, 0..1); no tensors."""
+
+    light_mode: str = "estimated"  # "estimated", "settings" or "other" (the second face's light)
+    azimuth: float = 0.0
+    elevation: float = 0.0
+    intensity: float = 0.7
+    ambient: float = 0.5
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    blend: float = 0.0  # 0 = own reflectance, 1 = the second face's
+    pose: tuple[float, float, float] | None = None  # pitch, yaw, roll degrees; None = estimated
+    view: str = "render"
+    composite: bool = True
+
+
+@dataclass
+class FaceResult:
+    """One reconstructed face, ready to show: the input, landmarks, crop and the (opaque) factors."""
+
+    source: str
+    image: np.ndarray  # HxWx3 uint8 for display (the input, maybe downscaled)
+    landmarks: np.ndarray  # (68, 2) in ``image`` pixels
+    crop: np.ndarray  # SxSx3 uint8
+    method: str
+    params: object  # engine.params.FaceParams, batch of one (only the worker threads touch it)
+    model: object  # engine.facemodel.FaceModel
+    renderer: object  # engine.render.Renderer
+    light: dict  # estimated light as EditState fields (azimuth, elevation, intensity, ambient, color)
+    pose: tuple[float, float, float]  # estimated pitch, yaw, roll in degrees
+    seconds: float = 0.0
+    frame: int | None = None  # video frame index
+    key: int = field(default_factory=lambda: next(_keys))
+
+
+@dataclass
+class SecondFace:
+    """The face whose reflectance or light is borrowed."""
+
+    source: str
+    crop: np.ndarray
+    albedo: object  # (1, 3, T, T) tensor
+    light_tensor: object  # (1, 9, 3) tensor
+    light: dict  # as EditState fields
+    key: int = field(default_factory=lambda: next(_keys))
+
+
+@dataclass
+class PreviewFrame:
+    """One computed preview: the 2D re-render, the viewport texture and vertices."""
+
+    face_key: int
+    image: np.ndarray
+    texture: np.ndarray
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    pose_changed: bool
+    new_face: bool
+    seconds: float
+    requested_at: float
+    state: EditState
+
+
+class Context:
+    """What a running job can use: progress reports, a stop flag, partial results."""
+
+    def __init__(self, progress=None, partial=None):
+        self.stop_event = threading.Event()
+        self._progress, self._partial = progress, partial
+
+    def stopped(self) -> bool:
+        return self.stop_event.is_set()
+
+    def progress(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(int(done), int(total or 0))
+
+    def partial(self, value) -> None:
+        if self._partial is not None:
+            self._partial(value)
+
+
+def user_message(exc: BaseException) -> str:
+    """One clear line for a person; a traceback goes to the log only for unexpected errors."""
+    from engine.errors import CestError
+
+    try:
+        from engine.detect import NoFaceError
+    except Exception:  # noqa: BLE001 - the detector module may fail to import in a broken install
+        NoFaceError = ValueError  # noqa: N806
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, (CestError, NoFaceError)):
+        return text
+    if isinstance(exc, FileNotFoundError):
+        return text
+    if isinstance(exc, MemoryError):
+        return "out of memory: try a smaller image or video"
+    if isinstance(exc, OSError):
+        return f"cannot read or write a file: {text}"
+    log.error("unexpected error:\n%s", "".join(traceback.format_exception(exc)))
+    return f"unexpected error ({type(exc).__name__}): {text}"
+
+
+def light_fields(settings) -> dict:
+    return {"azimuth": float(settings.azimuth_deg), "elevation": float(settings.elevation_deg),
+            "intensity": float(settings.intensity), "ambient": float(settings.ambient),
+            "color": tuple(float(c) for c in settings.color)}
+
+
+# ------------------------------------------------------------------------------ the models
+
+
+def available_models(extra: list[str] | None = None) -> list[ModelSpec]:
+    """Shipped CEST weights (resources/weights/*.safetensors), the user's models, the landmark fit."""
+    from engine.resources import resources_root
+
+    specs = []
+    weights_dir = resources_root() / "weights"
+    if weights_dir.is_dir():
+        for path in sorted(weights_dir.glob("*.safetensors")):
+            name = path.stem.replace("cest_", "").replace("_", " ")
+            specs.append(ModelSpec("cest", str(path), f"CEST ({name})"))
+    seen = {s.weights for s in specs}
+    for item in extra or []:
+        path = Path(item)
+        if str(path) not in seen and path.is_file():
+            label = path.parent.name if path.name == "weights.safetensors" else path.stem
+            specs.append(ModelSpec("cest", str(path), f"Trained: {label}"))
+            seen.add(str(path))
+    specs.append(ModelSpec("fit", None, "Landmark fit (no weights)"))
+    return specs
+
+
+# ------------------------------------------------------------------------------ the session
+
+
+class EngineSession:
+    """The engine state of one window: the reconstructor and the faces it made. Used only from the
+    engine worker thread (the preview thread reads the faces' immutable tensors)."""
+
+    def __init__(self, device: str = "cpu", detector: str = "auto", threads: int | None = None):
+        self.device, self.detector = device, detector
+        self.threads = threads
+        self.reconstructor = None
+        self.spec: ModelSpec | None = None
+
+    # -- model
+
+    def load_model(self, ctx: Context, spec: ModelSpec) -> ModelInfo:
+        start = time.perf_counter()
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        from engine.infer import Reconstructor
+
+        old = self.reconstructor
+        detector = old._detector if old is not None else None  # keep the loaded detector
+        try:
+            recon = Reconstructor(method=spec.kind, weights=spec.weights, device=self.device,
+                                  detector=self.detector)
+        except FileNotFoundError as exc:
+            from engine.errors import WeightsError
+
+            raise WeightsError(str(exc)) from exc
+        if detector is not None:
+            recon._detector = detector
+        self.reconstructor, self.spec = recon, spec
+        if recon.method == "cest":
+            description = f"CEST networks ({Path(recon.weights).name})"
+        else:
+            description = "landmark fit (no trained weights)"
+        from engine.lighting import PRESETS
+
+        presets = {name: light_fields(settings) for name, settings in PRESETS.items()}
+        return ModelInfo(spec, recon.method, description, time.perf_counter() - start, presets)
+
+    def warm_up(self, ctx: Context) -> None:
+        """Load the face detector before the first photo (it takes a moment)."""
+        if self.reconstructor is not None:
+            self.reconstructor.detector  # noqa: B018 - property loads it
+
+    def _require(self):
+        if self.reconstructor is None:
+            raise RuntimeError("no model loaded yet")
+        return self.reconstructor
+
+    # -- faces
+
+    def reconstruct_image(self, ctx: Context, path: str) -> FaceResult:
+        from engine.imageio import is_video
+
+        if is_video(path):
+            raise ValueError(f"{path}: is a video; open it as a video")
+        start = time.perf_counter()
+        recon = self._require().reconstruct(path)
+        return self._face_result(recon, time.perf_counter() - start)
+
+    def _face_result(self, recon, seconds: float, frame: int | None = None) -> FaceResult:
+        from engine.editing import light_to_settings, rotation_degrees
+
+        image, landmarks = _display_image(recon.image, recon.face.landmarks)
+        r = self._require()
+        return FaceResult(
+            source=recon.source, image=image, landmarks=landmarks, crop=recon.crop, method=recon.method,
+            params=recon.params, model=r.model, renderer=r.renderer,
+            light=light_fields(light_to_settings(recon.params.light)), pose=rotation_degrees(recon.params),
+            seconds=seconds, frame=frame,
+        )
+
+    def second_face(self, ctx: Context, path: str) -> SecondFace:
+        from engine.editing import light_to_settings
+
+        recon = self._require().reconstruct(path)
+        return SecondFace(source=str(path), crop=recon.crop, albedo=recon.params.albedo,
+                          light_tensor=recon.params.light, light=light_fields(light_to_settings(recon.params.light)))
+
+    # -- video (reconstructed in a child process: cest_studio.video_job)
+
+    def load_frame(self, ctx: Context, path: str) -> FaceResult:
+        """A frame the video job saved, as a FaceResult for the preview."""
+        from engine.editing import SequenceFrame
+
+        return frame_face(SequenceFrame.load(path), self._require())
+
+    # -- export
+
+    def export_face(self, ctx: Context, face: FaceResult, state: EditState, second: SecondFace | None,
+                    folder: str, options: dict) -> list[str]:
+        """Write the chosen meshes (with the edited reflectance), maps and params into ``folder``."""
+        from engine import export
+        from engine.editing import FaceEditor
+        from engine.infer import image_tensor
+
+        folder_path = Path(folder)
+        folder_path.mkdir(parents=True, exist_ok=True)
+        name = options.get("name") or "face"
+        edits = to_edits(state, second)
+        editor = FaceEditor(face.model, face.renderer, face.params, image_tensor(face.crop), face.crop.shape[0])
+        written: list[Path] = []
+        formats = [f for f in MESH_FORMATS if options.get(f)]
+        mesh = editor.mesh(edits, bake_light=bool(options.get("bake_light"))) if formats else None
+        for step, fmt in enumerate(formats):
+            written += export.write_mesh(mesh, folder_path / f"{name}.{fmt}", fmt)
+            ctx.progress(step + 1, len(formats) + 1)
+        if options.get("maps"):
+            for map_name, image in editor.maps(edits).items():
+                written.append(export.write_png(image, folder_path / f"{name}_{map_name}.png"))
+            written.append(export.write_json(_params_json(face, editor.edited_params(edits)),
+                                             folder_path / f"{name}_params.json"))
+        ctx.progress(1, 1)
+        return [str(p) for p in written]
+
+    def export_sequence(self, ctx: Context, frames: list[str], state: EditState, second: SecondFace | None,
+                        folder: str, fps: float, mesh_format: str | None) -> list[str]:
+        """The saved frames (``.npz`` paths) re-rendered with the edits as an MP4, and a mesh each."""
+        from engine.editing import SequenceFrame, export_sequence
+
+        frames = [SequenceFrame.load(path) for path in frames]
+        r = self._require()
+        edits = to_edits(state, second, keep_pose=False)
+        written = export_sequence(r.model, r.renderer, frames, edits, folder, fps, mesh_format,
+                                  progress=ctx.progress, stop=ctx.stopped)
+        return [str(p) for p in written]
+
+    # -- training
+
+    def prepare_training(self, ctx: Context, request: dict) -> dict:
+        """Write the run's config (base recipe + the tab's settings) and return the command line."""
+        return prepare_training_run(request)
+
+
+def frame_face(frame, reconstructor) -> FaceResult:
+    """A reconstructed video frame (engine.editing.SequenceFrame) as a FaceResult; the albedo stays
+    compact (uint8) until the preview or an export needs it."""
+    from engine.editing import light_to_settings, rotation_degrees
+
+    params = frame.params
+    return FaceResult(
+        source=f"frame {frame.index + 1}", image=frame.crop, landmarks=frame.landmarks, crop=frame.crop,
+        method=reconstructor.method, params=params, model=reconstructor.model, renderer=reconstructor.renderer,
+        light=light_fields(light_to_settings(params.light)), pose=rotation_degrees(params), frame=frame.index,
+    )
+
+
+def _display_image(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h, w = image.shape[:2]
+    scale = DISPLAY_SIDE / max(h, w)
+    if scale >= 1:
+        return image, np.asarray(landmarks, np.float32)
+    import cv2
+
+    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return small, ((np.asarray(landmarks, np.float32) + 0.5) * scale - 0.5)
+
+
+def _params_json(face: FaceResult, params) -> dict:
+    record = {"source": face.source, "method": face.method, "landmarks_68_xy": np.round(face.landmarks, 2).tolist()}
+    record.update(params.to_json())
+    return record
+
+
+def to_edits(state: EditState, second: SecondFace | None, keep_pose: bool = True):
+    """The controls' values as engine.editing.Edits (the tensors of the second face included)."""
+    from engine.editing import Edits
+    from engine.lighting import LightSettings
+
+    if state.light_mode == "settings":
+        light = LightSettings(state.azimuth, state.elevation, state.intensity, state.ambient, tuple(state.color))
+    elif state.light_mode == "other" and second is not None:
+        light = second.light_tensor
+    else:
+        light = None
+    return Edits(
+        light=light,
+        other_albedo=second.albedo if second is not None else None,
+        blend=state.blend if second is not None else 0.0,
+        rotation=state.pose if keep_pose else None,
+        view=state.view,
+        composite=state.composite,
+    )
+
+
+# ------------------------------------------------------------------------------ the preview
+
+
+class PreviewSession:
+    """The face being edited on the preview thread: one engine.editing.FaceEditor per face."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._editor = None
+        self._face_key = None
+
+    def frame(self, face: FaceResult, second: SecondFace | None, state: EditState,
+              requested_at: float) -> PreviewFrame:
+        from engine.editing import FaceEditor
+        from engine.infer import image_tensor
+
+        new_face = face.key != self._face_key
+        if new_face:
+            self._editor = FaceEditor(face.model, face.renderer, face.params, image_tensor(face.crop),
+                                      size=face.crop.shape[0])
+            self._face_key = face.key
+        edited = self._editor.frame(to_edits(state, second))
+        model = face.model
+        return PreviewFrame(
+            face_key=face.key, image=edited.image, texture=edited.texture, vertices=edited.vertices,
+            faces=model.faces.cpu().numpy() if new_face else None,
+            uvs=model.uvs.cpu().numpy() if new_face else None,
+            pose_changed=edited.pose_changed or new_face, new_face=new_face, seconds=edited.seconds,
+            requested_at=requested_at, state=state,
+        )
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def prepare_training_run(request: dict) -> dict:
+    """Build ``app_config.yaml`` in the run folder from a base recipe and the Train tab's settings.
+
+    request: base_config (path or None = the built-in fine-tuning recipe), out_dir, videos (list),
+    init_weights (or None), steps, lr, clips_per_batch, device, resume (bool).
+    Returns {"module": "engine.train", "args": [...], "config": path, "out_dir": path}: the child
+    process runs ``python -m module args``.
+    """
+    import yaml
+
+    from engine.train import TrainingError, load_config, merge_dicts
+
+    out_dir = Path(request["out_dir"]).expanduser()
+    config_path = out_dir / "app_config.yaml"
+    if request.get("resume"):
+        if not (out_dir / "checkpoint.pt").exists():
+            raise TrainingError(f"nothing to resume in {out_dir}: it has no checkpoint yet")
+        if not config_path.exists():
+            raise TrainingError(f"cannot resume {out_dir}: it was not started from the app (no app_config.yaml)")
+        return {"module": "engine.train", "args": [str(config_path), "--out", str(out_dir), "--resume"],
+                "config": str(config_path), "out_dir": str(out_dir)}
+    overrides: dict = {"optim": {}, "data": {}}
+    if request.get("steps"):
+        overrides["optim"]["steps"] = int(request["steps"])
+    if request.get("lr"):
+        overrides["optim"]["lr"] = float(request["lr"])
+    if request.get("clips_per_batch"):
+        overrides["data"]["clips_per_batch"] = int(request["clips_per_batch"])
+    if request.get("device"):
+        overrides["device"] = request["device"]
+    videos = [str(Path(v).expanduser()) for v in request.get("videos") or []]
+    for video in videos:
+        if not Path(video).exists():
+            raise TrainingError(f"no such video or folder: {video}")
+    if videos:
+        overrides["data"]["videos"] = videos
+    init = request.get("init_weights")
+    if init:
+        from engine.cest import read_weights
+
+        model_config, _ = read_weights(init)
+        overrides["model"] = model_config.to_dict()
+    base = request.get("base_config")
+    if base:
+        config = load_config(base, overrides)
+    else:
+        from engine.finetune import FINETUNE_RECIPE
+        from engine.train import TrainConfig
+
+        config = TrainConfig.from_dict(merge_dicts(FINETUNE_RECIPE, overrides))
+    if not config.data.videos and not getattr(config.data, "synthetic_clips", 0):
+        raise TrainingError("choose at least one video or folder of clips to train on")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from engine.atomic import write_text
+
+    write_text(config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    args = [str(config_path), "--out", str(out_dir)]
+    if init:
+        args += ["--init", str(init)]
+    return {"module": "engine.train", "args": args, "config": str(config_path), "out_dir": str(out_dir)}

@@ -1,0 +1,106 @@
+"""Real training data: video clips (decode, detect, crop, cache, segments) and photo folders."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import video as video_data
+from engine.data.images import ImageStills, prepare_folder
+from engine.data.mixture import DataConfig, TrainingData, expand_videos
+from engine.data.video import VideoClips, VideoConfig, VideoTrack, _is_cut, load_videos, prepare_video
+from tests.conftest import SAMPLE, SHARED
+
+VIDEO = SHARED / "data" / "faces" / "video_short.mp4"
+needs_video = pytest.mark.skipif(not VIDEO.exists(), reason="needs ../shared/data/faces/video_short.mp4")
+
+
+def small_config(tmp_path, **kw) -> VideoConfig:
+    return VideoConfig(image_size=64, cache_dir=str(tmp_path / "cache"), **kw)
+
+
+def fake_track(segments: list[int]) -> VideoTrack:
+    n = len(segments)
+    crops = np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 8, 8, 3), np.uint8)
+    return VideoTrack("fake", crops, np.zeros((n, 68, 2), np.float32), np.array(segments, np.int32))
+
+
+def test_corrupt_and_missing_videos_are_skipped_with_a_warning(tmp_path):
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    with pytest.warns(UserWarning) as record:
+        tracks = load_videos([corrupt, tmp_path / "missing.mp4"], small_config(tmp_path), detector=object())
+    assert tracks == []
+    messages = " ".join(str(w.message) for w in record)
+    assert "broken.mp4" in messages and "missing.mp4" in messages
+
+
+def test_clips_never_cross_a_segment():
+    track = fake_track([0] * 10 + [1] * 3 + [2] * 1)
+    clips = VideoClips([track], frames=3, max_gap=2)
+    rng = np.random.default_rng(0)
+    for index in range(len(clips)):
+        for _ in range(5):
+            frames = clips.sample(index, rng)["image"][:, 0, 0, 0].long()
+            segs = torch.tensor(track.segment)[frames]
+            assert (segs == segs[0]).all()
+            assert (frames[1:] >= frames[:-1]).all()
+
+
+def test_a_landmark_jump_is_a_cut():
+    face = np.random.default_rng(0).uniform(40, 80, (68, 2))
+    assert not _is_cut(face, face + 1.0, 0.2)
+    assert _is_cut(face, face + 30.0, 0.2)
+
+
+def test_expand_videos_takes_files_folders_and_globs(tmp_path):
+    for name in ("a.mp4", "b.MOV", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.mkv").write_bytes(b"")
+    assert [p.name for p in expand_videos([str(tmp_path)])] == ["a.mp4", "b.MOV", "c.mkv"]
+    assert [p.name for p in expand_videos([str(tmp_path / "*.mp4")])] == ["a.mp4"]
+
+
+@needs_video
+def test_video_is_prepared_once_and_read_from_the_cache(tmp_path, monkeypatch):
+    config = small_config(tmp_path, max_frames=6, frame_step=5)
+    track = prepare_video(VIDEO, config)
+    assert track.crops.shape == (6, 64, 64, 3) and track.landmarks.shape == (6, 68, 2)
+    assert (track.landmarks > 0).all() and (track.landmarks < 64).all()
+    assert len(list((tmp_path / "cache" / "clips").glob("*.npz"))) == 1
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(video_data, "iter_frames", no_decoding)
+    again = prepare_video(VIDEO, config)
+    assert np.array_equal(again.crops, track.crops)
+
+
+def test_photo_folder_gives_stills_and_skips_bad_files(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / "face.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        track = prepare_folder(folder, small_config(tmp_path))
+    stills = ImageStills([track])
+    assert len(stills) == 1
+    item = stills[0]
+    assert item["image"].shape == (1, 3, 64, 64) and item["landmarks"].shape == (1, 68, 2)
+
+
+def test_training_data_mixes_sources_deterministically(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / "face.png")
+    config = DataConfig(image_folders=[str(folder)], clips_per_batch=4, frames_per_clip=2,
+                        synthetic_clips=3, synthetic={"image_size": 64}, cache_dir=str(tmp_path / "cache"))
+    data = TrainingData(config, 64, 16)
+    a, b = data.batch(5), data.batch(5)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert a["gt_has"].any() or not data.batch(6)["gt_has"].all()
+    synthetic_only = data.batch(7, synthetic_only=True)
+    assert synthetic_only["gt_has"].all()
