@@ -37,14 +37,15 @@ def output_folder(out: Path, path: Path, taken: set[str]) -> Path:
 
 
 def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cpu", detector="auto",
-                      all_faces=False, meshes=False, formats=("obj", "ply", "glb")) -> int:
+                      all_faces=False, meshes=False, formats=("obj", "ply", "glb"), detail=True) -> int:
     """Reconstruct every input into ``out``; returns the exit status (0 all good, 1 some failed)."""
     from engine.infer import Reconstructor
 
     files = expand_inputs([Path(p) for p in inputs])
     if not files:
         raise CestError("no images or videos found in the inputs")
-    reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector)
+    reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector,
+                                  detail=detail)
     log.info("method: %s%s", reconstructor.method,
              f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)")
     failures, taken = 0, set()

@@ -21,6 +21,8 @@ def _add_reconstruct(sub) -> None:
     p.add_argument("--weights", type=Path, help="CEST weights (.safetensors); default: the shipped ones")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--detector", default="auto", help="face detector backend (see engine/detect.py)")
+    p.add_argument("--no-detail", action="store_true",
+                   help="cest: keep the network's own (soft, 64 px) albedo, without the photo's fine detail")
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
     p.add_argument("--meshes", action="store_true", help="videos: also write a mesh per frame")
     p.add_argument("--formats", default="obj,ply,glb", help="mesh formats to write")
@@ -33,7 +35,7 @@ def _run_reconstruct(args) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,
                              device=args.device, detector=args.detector, all_faces=args.all_faces,
-                             meshes=args.meshes, formats=formats)
+                             meshes=args.meshes, formats=formats, detail=not args.no_detail)
 
 
 # Sub-commands whose arguments their own module parses.

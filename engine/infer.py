@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from engine.camera import pixels_to_ndc
 from engine.crop import CropBox, crop_image, crop_params_from_landmarks, image_to_crop
 from engine.delight import delight
+from engine.detail import add_image_detail
 from engine.detect import Face, NoFaceError, create_detector
 from engine.export import MeshData
 from engine.facemodel import FaceModel
@@ -71,11 +72,12 @@ class Reconstructor:
     """Reconstructs faces with one method; holds the face model, renderer, detector and weights."""
 
     def __init__(self, method: str = "auto", weights: str | Path | None = None,
-                 device: str = "cpu", detector: str = "auto"):
+                 device: str = "cpu", detector: str = "auto", detail: bool = True):
         self.device = torch.device(device)
         self.model = FaceModel.load(device=self.device)
         self.renderer = Renderer(self.model.faces, self.model.uvs).to(self.device)
         self._detector_name = detector
+        self.detail = detail  # CEST: add the photo's fine detail to the network's albedo
         self._detector = None
         self.method, self.weights = self._choose_method(method, weights)
         self.network = self._load_network() if self.method == "cest" else None
@@ -135,7 +137,11 @@ class Reconstructor:
         crops = crops.to(self.device)
         if self.method == "cest":
             size = self.network.config.image_size
-            return self.network(F.interpolate(crops, size=(size, size), mode="area")), {}
+            params = self.network(F.interpolate(crops, size=(size, size), mode="area"))
+            if not self.detail:
+                return params, {}
+            params, visibility = add_image_detail(params, crops, self.model, TEXTURE_SIZE)
+            return params, {"visibility": visibility}
         return self._fit(crops, landmarks_px.to(self.device))
 
     def _fit(self, crops: torch.Tensor, landmarks_px: torch.Tensor):

@@ -24,12 +24,19 @@ def render_views(reconstructor: Reconstructor, recon: Reconstruction) -> dict[st
         "input": recon.crop,
         "render": to_uint8(out.image),
         "albedo": to_uint8(out.albedo),
-        "shading": to_uint8(out.shading.clamp(0, 1)),
+        "shading": to_uint8(display_shading(out)),
         "normals": to_uint8((out.normals + 1) / 2 * out.mask),
         "depth": depth_image(out),
         "overlay": mesh_overlay(reconstructor, recon, crop),
     }
     return views
+
+
+def display_shading(out: RenderOutput) -> torch.Tensor:
+    """Shading scaled so its brightest 1% inside the face reaches white (PNG cannot hold > 1)."""
+    inside = out.shading.mean(1, keepdim=True)[out.mask > 0]
+    peak = torch.quantile(inside, 0.99) if inside.numel() else out.shading.new_tensor(1.0)
+    return (out.shading / peak.clamp_min(1e-3)).clamp(0, 1)
 
 
 def depth_image(out: RenderOutput) -> np.ndarray:
