@@ -41,10 +41,10 @@ class CestConfig:
     features: int = 256  # encoder feature vector
     n_identity: int = 80
     n_expression: int = 53
-    # The mean face as engine.crop frames a face: its landmarks' bounding box (14.7 cm wide)
-    # spans 75% of the crop (0.102 NDC per cm) and is centred (the landmarks' centre is at y = -0.94 cm).
-    scale_init: float = 0.102
-    translation_init: tuple[float, float] = (0.0, -0.095)
+    # The mean face as engine.crop frames a face: its landmarks' bounding box (14.3 cm wide)
+    # spans 75% of the crop (0.1045 NDC per cm) and is centred (the landmarks' centre is at y = -1.04 cm).
+    scale_init: float = 0.1045
+    translation_init: tuple[float, float] = (0.0, -0.109)
     detach_conditioning: bool = True  # no gradient from a later estimator into an earlier one
     occlusion: bool = True  # depth-test the unwrap's visibility
 

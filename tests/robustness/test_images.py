@@ -292,22 +292,28 @@ def test_several_faces_largest_first(inputs, fast_reconstructor):
     assert np.allclose(one.face.box, recons[0].face.box)
 
 
-def test_real_fit_on_a_non_ascii_path(inputs, tmp_path, capsys):
-    """The unpatched landmark fit, end to end through the CLI, on a non-ASCII, space-containing
-    path to an EXIF-rotated photo (beside a broken file: one error line, exit status 1)."""
+def test_unpatched_on_a_non_ascii_path(inputs, tmp_path, capsys):
+    """Nothing stubbed: `cest reconstruct` with the default method (the CEST networks with the shipped
+    weights, else the landmark fit), and Reconstructor(method="fit").reconstruct(path), on a
+    non-ASCII, space-containing path to an EXIF-rotated photo beside a broken file."""
     from engine.cli import main
+    from engine.infer import Reconstructor, default_weights
 
     photo = make_exif_rotated(inputs["non_ascii_path"].parent, load_image(SAMPLE), name="handy ö.jpg")
     out = tmp_path / "äusgabe out"
-    assert main(["reconstruct", str(photo), str(inputs["empty"]), "-o", str(out), "--method", "fit",
-                 "--formats", "obj"]) == 1
+    assert main(["reconstruct", str(photo), str(inputs["empty"]), "-o", str(out), "--formats", "obj"]) == 1
     assert len(error_lines(capsys.readouterr().err)) == 1
     params = json.loads((out / "handy ö" / "params.json").read_text(encoding="utf-8"))
-    assert params["source"] == str(photo) and params["method"] == "fit"
+    assert params["source"] == str(photo) and params["method"] == ("cest" if default_weights() else "fit")
     angle, eyes_above_mouth = eye_geometry(np.array(params["landmarks_68_xy"]))
     assert abs(angle) < 10 and eyes_above_mouth > 20
-    assert abs(params["viewpoint"]["rotation_pitch_yaw_roll_rad"][2]) < 0.2
+    assert abs(params["viewpoint"]["rotation_pitch_yaw_roll_rad"][2]) < 0.25
     assert (out / "handy ö" / "face.obj").stat().st_size > 0 and (out / "handy ö" / "preview.png").exists()
+
+    recon = Reconstructor(method="fit").reconstruct(photo)  # the real landmark fit and texture unwrap
+    assert recon.method == "fit" and recon.source == str(photo)
+    assert abs(float(recon.params.rotation[0, 2])) < 0.2
+    assert float(recon.params.albedo.std()) > 0.01  # a texture was unwrapped from the photo
 
 
 # -------------------------------------------------------------------------------- the whole batch
