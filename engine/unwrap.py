@@ -6,8 +6,6 @@ once per texture size; unwrapping a batch is then a gather, a weighted sum and a
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 
@@ -15,11 +13,8 @@ from engine.facemodel import FaceModel
 from engine.render import interpolate, rasterize, vertex_normals
 
 
-@lru_cache(maxsize=8)
-def _uv_layout(faces_key: tuple, uvs_key: tuple, size: int):
-    faces = torch.tensor(faces_key)
-    uvs = torch.tensor(uvs_key)
-    uv_ndc = torch.stack([uvs[:, 0] * 2 - 1, 1 - uvs[:, 1] * 2, torch.zeros(len(uvs))], -1)
+def _uv_layout(faces: torch.Tensor, uvs: torch.Tensor, size: int):
+    uv_ndc = torch.stack([uvs[:, 0] * 2 - 1, 1 - uvs[:, 1] * 2, torch.zeros_like(uvs[:, 0])], -1)
     frags = rasterize(uv_ndc[None], faces, size, size, cull_backfaces=False)
     face_index = frags.face_index[0]
     covered = face_index >= 0
@@ -28,12 +23,14 @@ def _uv_layout(faces_key: tuple, uvs_key: tuple, size: int):
 
 
 def uv_layout(model: FaceModel, size: int):
-    """(corners (T,T,3) long, bary (T,T,3), covered (T,T) bool) of the model's UV chart."""
-    key_f = tuple(map(tuple, model.faces.cpu().tolist()))
-    key_uv = tuple(map(tuple, model.uvs.cpu().tolist()))
-    corners, bary, covered = _uv_layout(key_f, key_uv, size)
-    dev = model.device
-    return corners.to(dev), bary.to(dev), covered.to(dev)
+    """(corners (T,T,3) long, bary (T,T,3), covered (T,T) bool) of the model's UV chart.
+
+    Computed once per model and texture size (kept on the model), then a dictionary lookup.
+    """
+    cache = model.__dict__.setdefault("_uv_layouts", {})
+    if size not in cache:
+        cache[size] = _uv_layout(model.faces, model.uvs, size)
+    return cache[size]
 
 
 def vertex_attrs_to_uv(model: FaceModel, attrs: torch.Tensor, size: int) -> torch.Tensor:
