@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the engine")
     parser.add_argument("--sample", action="store_true", help="open the bundled sample face")
     parser.add_argument("--exit-after-show", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--screenshot", default=None, metavar="PNG",
+                        help="save a picture of the window once the face and its 3D view are shown, then quit")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -34,23 +36,12 @@ def _model_key(model: str | None) -> str | None:
     return f"cest:{path}"
 
 
-def run_module(argv: list[str]) -> int:
-    """``--run-module MODULE ARGS...``: run a Python module as ``python -m`` would. A frozen bundle
-    has no ``python`` to start child processes with (training, video jobs), so it starts itself."""
-    import runpy
-
-    module, sys.argv = argv[0], [argv[0], *argv[1:]]
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["--run-module"] and len(argv) > 1:
-        return run_module(argv[1:])
+    if "--selftest" in argv:  # cest_studio/selftest.py: check an installation, no window needed
+        from cest_studio.selftest import main as selftest
+
+        return selftest(argv)
     args, qt_args = build_parser().parse_known_args(argv)
     if args.version:
         from cest_studio import __version__
@@ -58,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cest-studio {__version__}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        print("cest-studio needs a display (no DISPLAY or WAYLAND_DISPLAY is set). On a server, run it "
+              "under xvfb-run, or use the command line: cest reconstruct PHOTO -o OUT", file=sys.stderr)
+        return 2
     os.environ.setdefault("QT_API", "pyside6")
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -69,12 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from cest_studio.main_window import MainWindow
 
-    key = _model_key(args.model)
-    window = MainWindow(model=key, device=args.device, detector=args.detector, threads=args.threads)
-    if key and key.startswith("cest:"):
-        window.add_trained_model(key[5:], Path(key[5:]).name)
-        window.refresh_models(key)
-        window.load_model(key, reopen=False)
+    settings_file = os.environ.get("CEST_STUDIO_SETTINGS")  # tests and portable installs: an .ini of one's own
+    settings = QSettings(settings_file, QSettings.Format.IniFormat) if settings_file else None
+    window = MainWindow(settings=settings, model=_model_key(args.model), device=args.device,
+                        detector=args.detector, threads=args.threads)
     _install_excepthook(window)
     window.show()
     shown = time.perf_counter() - _START
@@ -89,7 +83,29 @@ def main(argv: list[str] | None = None) -> int:
         path = str(resources_root() / "samples" / "astronaut.png")
     if path:
         window.open_path(path)
+    if args.screenshot:
+        _screenshot_when_ready(window, args.screenshot)
     return app.exec()
+
+
+def _screenshot_when_ready(window, path: str) -> None:
+    """--screenshot: once a face and its 3D view are on screen (or an error shows), save and quit."""
+    from PySide6.QtCore import QTimer
+
+    def save() -> None:
+        window.grab_window().save(path)
+        print(f"screenshot: {path}", flush=True)
+        window.close()
+
+    def check() -> None:
+        ready = window.preview_settled() and window.tab.viewport.has_mesh
+        if ready or window.message.kind == "error" and window.message.isVisible():
+            timer.stop()
+            QTimer.singleShot(500, save)
+
+    timer = QTimer(window)
+    timer.timeout.connect(check)
+    timer.start(200)
 
 
 def _install_excepthook(window) -> None:

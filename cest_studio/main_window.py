@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -35,11 +36,18 @@ from PySide6.QtWidgets import (
 
 from cest_studio import tasks
 from cest_studio.reconstruct_tab import ReconstructTab
-from cest_studio.tasks import EditState, FaceResult, ModelSpec, SecondFace
+from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
 from cest_studio.train_tab import TrainTab
-from cest_studio.widgets import MessageBar, to_qimage
 from cest_studio.video_job import frame_path
-from cest_studio.worker import EngineWorker, Preloader, PreviewWorker, VideoProcess, freeze_heap, tune_interpreter
+from cest_studio.widgets import MessageBar, timed
+from cest_studio.worker import (
+    EngineWorker,
+    Preloader,
+    PreviewWorker,
+    VideoProcess,
+    freeze_heap,
+    tune_interpreter,
+)
 
 log = logging.getLogger("cest_studio")
 
@@ -117,24 +125,6 @@ class ExportDialog(QDialog):
         }
 
 
-def timed(method):
-    """Record GUI-thread handlers that take over 15 ms in ``window.slow_ops`` (name, ms, when)."""
-    import functools
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            ms = (time.perf_counter() - start) * 1000
-            if ms > 15:
-                self.slow_ops.append((method.__name__, round(ms, 1), round(start, 3)))
-                del self.slow_ops[:-200]
-
-    return wrapper
-
-
 class MainWindow(QMainWindow):
     """CEST Studio's window. Signals let tests (and the app) follow what happens."""
 
@@ -176,6 +166,8 @@ class MainWindow(QMainWindow):
         self._video_dirs: list[str] = []
         self._apply_second_light = False
         self._reset_view_next = True
+        self._shut_down = False
+        self._vtk_loaded = False
         self.latencies: list[float] = []  # slider request -> frame shown, ms
         self.show_times: list[float] = []  # GUI-thread time to show a frame (2D view + viewport), ms
         self.slow_ops: list[tuple[str, float, float]] = []
@@ -205,6 +197,9 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
         self._connect()
         self._restore()
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
         self.statusBar().showMessage("Loading the engine…")
         self.preloader.load("pyvistaqt")
         self.load_model(self.model_combo.currentData() or "fit", reopen=False)
@@ -282,7 +277,7 @@ class MainWindow(QMainWindow):
         controls.light_from_second_requested.connect(self._light_from_second)
         self.tab.timeline.frame_changed.connect(self.show_frame)
         self.tab.timeline.cancel_requested.connect(self.cancel_video)
-        self.tab.viewport.frame_rendered.connect(self._frame_time)
+        self.tab.viewport.ready.connect(self._viewport_ready)
         self.model_combo.activated.connect(self._model_chosen)
         self.train_tab.model_trained.connect(self.add_trained_model)
         self.train_tab.error.connect(self.show_error)
@@ -295,7 +290,10 @@ class MainWindow(QMainWindow):
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
-        self.refresh_models(self._model_override or self.settings.value("model/current"))
+        override = self._model_override
+        if override and override.startswith("cest:") and override[5:] not in self.trained_models():
+            self.settings.setValue("models/trained", [*self.trained_models(), override[5:]])  # --model FILE
+        self.refresh_models(override or self.settings.value("model/current"))
         self._rebuild_recent()
 
     # ------------------------------------------------------------------------ models
@@ -523,7 +521,7 @@ class MainWindow(QMainWindow):
         if frame.new_face:
             self._topology = (frame.faces, frame.uvs)
         viewport = self.tab.viewport
-        if viewport.plotter is not None and self._topology is not None:
+        if viewport.is_ready and self._topology is not None:
             if frame.new_face or not viewport.has_mesh:
                 viewport.show_face(frame.vertices, *self._topology, frame.texture, reset=self._reset_view_next)
                 self._reset_view_next = False
@@ -551,18 +549,31 @@ class MainWindow(QMainWindow):
             viewport.error = f"3D view unavailable ({error})"
             self.statusBar().showMessage(viewport.error, 10000)
             return
+        self._vtk_loaded = True
+        self._create_viewport()
+
+    def _create_viewport(self) -> None:
+        """Build the 3D view once VTK is imported and the window is on screen (an OpenGL widget that
+        never showed cannot be torn down cleanly)."""
+        viewport = self.tab.viewport
+        if not self._vtk_loaded or viewport.plotter is not None or not self.isVisible():
+            return
         if viewport.create():
-            freeze_heap()  # VTK and pyvista are imported now
             viewport.plotter.setAcceptDrops(False)  # drops go to the window, not to pyvista's loader
-            last = getattr(self, "_last_frame", None)
-            if last is not None and self._topology is not None and self.face is not None \
-                    and last.face_key == self.face.key:
-                viewport.show_face(last.vertices, *self._topology, last.texture)
         else:
             self.statusBar().showMessage(viewport.error or "3D view unavailable", 10000)
 
-    def _frame_time(self, ms: float) -> None:
-        pass
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        QTimer.singleShot(0, self._create_viewport)
+
+    @timed
+    def _viewport_ready(self) -> None:
+        freeze_heap()  # VTK and pyvista are imported now
+        last = getattr(self, "_last_frame", None)
+        if last is not None and self._topology is not None and self.face is not None \
+                and last.face_key == self.face.key:
+            self.tab.viewport.show_face(last.vertices, *self._topology, last.texture)
 
     def reset_view(self) -> None:
         self.tab.viewport.reset_view()
@@ -822,6 +833,14 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        """Stop the child processes and the threads (waits for a running job's current step)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.train_tab.shutdown()
         if self._video:
             self._video["process"].shutdown()
@@ -831,7 +850,6 @@ class MainWindow(QMainWindow):
         self.tab.viewport.close_plotter()
         for folder in self._video_dirs:
             shutil.rmtree(folder, ignore_errors=True)
-        super().closeEvent(event)
 
     # ------------------------------------------------------------------------ for tests and screenshots
 
@@ -852,4 +870,4 @@ class MainWindow(QMainWindow):
         return image
 
 
-__all__ = ["MainWindow", "ExportDialog", "to_qimage"]
+__all__ = ["MainWindow", "ExportDialog"]

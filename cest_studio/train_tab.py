@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from cest_studio.tasks import ModelSpec
-from cest_studio.widgets import ImageView, LossPlot, qimage_to_array
+from cest_studio.widgets import ImageView, LossPlot, qimage_to_array, timed
 from cest_studio.worker import EngineWorker, TrainingProcess
 
 BUILTIN_RECIPE = "Built-in fine-tuning recipe"
@@ -66,6 +66,7 @@ class TrainTab(QWidget):
         self._poll.setInterval(400)
         self._poll.timeout.connect(self.poll_status)
         self.out_dir: Path | None = None
+        self._log_buffer = ""
         self.status: dict = {}
         self._last_status_time = None
         self._last_sample: str | None = None
@@ -280,6 +281,7 @@ class TrainTab(QWidget):
     def resume(self) -> None:
         self._launch(resume=True)
 
+    @timed
     def _launch(self, resume: bool) -> None:
         if self.process.running():
             self.error.emit("a training run is already going: stop it first")
@@ -301,6 +303,7 @@ class TrainTab(QWidget):
         self.progress_label.setText("Not started")
         self.error.emit(f"training not started: {message}")
 
+    @timed
     def _run(self, plan: dict, resume: bool) -> None:
         self.out_dir = Path(plan["out_dir"])
         self.status, self._last_status_time, self._last_sample = {}, None, None
@@ -318,6 +321,7 @@ class TrainTab(QWidget):
         self.progress_label.setText("Starting (loading the data)…")
         self._poll.start()
 
+    @timed
     def stop(self) -> None:
         if self.process.running():
             self.progress_label.setText("Stopping after the current step…")
@@ -331,11 +335,18 @@ class TrainTab(QWidget):
         self.resume_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
+    @timed
     def _output(self, text: str) -> None:
-        self.log.moveCursor(self.log.textCursor().MoveOperation.End)
-        self.log.insertPlainText(text.replace("\r", "\n"))
-        self.log.ensureCursorVisible()
+        """The child's output, a line at a time; of a progress bar's carriage-return updates only the
+        last one of each chunk is kept."""
+        self._log_buffer += text
+        *lines, self._log_buffer = self._log_buffer.split("\n")
+        for line in lines:
+            line = line.rstrip("\r").rsplit("\r", 1)[-1]
+            if line.strip():
+                self.log.appendPlainText(line)
 
+    @timed
     def poll_status(self) -> None:
         """Read status.json and the newest sample grid of the run folder."""
         if self.out_dir is None:
@@ -373,7 +384,10 @@ class TrainTab(QWidget):
             parts.append(f"{_duration(eta)} left")
         self.progress_label.setText(" · ".join(parts))
 
+    @timed
     def _finished(self, code: int, how: str) -> None:
+        if self._log_buffer.strip():
+            self._output("\n")
         self._poll.stop()
         self.poll_status()
         self._set_running(False)

@@ -43,6 +43,7 @@ class Viewport(QWidget):
         self._placeholder.setStyleSheet(f"background: {BACKGROUND}; color: #9aa0a6;")
         self._layout.addWidget(self._placeholder)
         self._holder: QWidget | None = None
+        self._ready = False
         self.plotter = None
         self.error: str | None = None
         self._mesh = self._grid = self._actor = None
@@ -79,17 +80,24 @@ class Viewport(QWidget):
         self._placeholder.deleteLater()
         self._layout.addWidget(holder)
         self._placeholder, self._holder = None, holder
-        self._warm_up()
-        self.ready.emit()
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, self._warm_up)  # a separate pass of the event loop: two short stalls, not one long
         return True
+
+    @property
+    def is_ready(self) -> bool:
+        return self.plotter is not None and self._ready
 
     def _warm_up(self) -> None:
         """Draw a textured triangle once, so the shaders compile now and not at the first face."""
+        self._ready = True
         self.show_face(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32), np.array([[0, 1, 2]]),
                        np.array([[0, 0], [1, 0], [0, 1]], np.float32), np.full((4, 4, 3), 90, np.uint8))
         self.clear()
         self.frame_times.clear()
         self._faces_key = None
+        self.ready.emit()
 
     @property
     def has_mesh(self) -> bool:
@@ -183,6 +191,7 @@ class Viewport(QWidget):
         """HxWx3 uint8 of what the viewport shows (rendered now)."""
         if self.plotter is None:
             return None
+        self.plotter.render()  # frames are drawn in the next paint; a picture must not wait for it
         return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
 
     def qimage(self) -> QImage | None:

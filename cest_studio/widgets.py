@@ -17,6 +17,27 @@ from PySide6.QtWidgets import (
 )
 
 
+def timed(method):
+    """Record GUI-thread handlers that take over 15 ms in ``self.slow_ops`` (name, ms, when): the
+    figures behind the event-loop latency tests."""
+    import functools
+    import time
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            ms = (time.perf_counter() - start) * 1000
+            if ms > 15:
+                ops = self.__dict__.setdefault("slow_ops", [])
+                ops.append((method.__name__, round(ms, 1), round(start, 3)))
+                del ops[:-200]
+
+    return wrapper
+
+
 def to_qimage(array: np.ndarray) -> QImage:
     """HxWx3 (or HxW) uint8 -> a QImage that owns its pixels."""
     array = np.ascontiguousarray(array)
@@ -66,6 +87,7 @@ class ImageView(QWidget):
         scale = min(area.width() / w, area.height() / h)
         return QRectF(area.center().x() - w * scale / 2, area.center().y() - h * scale / 2, w * scale, h * scale)
 
+    @timed
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#16181a"))
@@ -191,11 +213,12 @@ class LossPlot(QWidget):
             points.append((step, float(value)))
         self.update()
 
+    @timed
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#16181a"))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        area = QRectF(self.rect()).adjusted(44, 10, -120, -22)
+        area = QRectF(self.rect()).adjusted(62, 10, -130, -22)
         points = [p for s in self.series.values() for p in s]
         painter.setPen(QColor("#6f757b"))
         if not points:
@@ -208,8 +231,8 @@ class LossPlot(QWidget):
         if y1 - y0 < 1e-6:
             y0, y1 = y0 - 0.5, y1 + 0.5
         painter.drawRect(area)
-        painter.drawText(QRectF(0, area.top() - 6, 42, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** y1:.3g}")
-        painter.drawText(QRectF(0, area.bottom() - 8, 42, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** y0:.3g}")
+        painter.drawText(QRectF(0, area.top() - 6, 58, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** y1:.2g}")
+        painter.drawText(QRectF(0, area.bottom() - 8, 58, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** y0:.2g}")
         painter.drawText(QRectF(area.left(), area.bottom() + 4, 80, 14), Qt.AlignmentFlag.AlignLeft, f"step {s0}")
         painter.drawText(QRectF(area.right() - 80, area.bottom() + 4, 80, 14), Qt.AlignmentFlag.AlignRight,
                          f"step {s1}")
@@ -223,5 +246,5 @@ class LossPlot(QWidget):
                 y = area.bottom() - (math.log10(value) - y0) / (y1 - y0) * area.height()
                 path.moveTo(x, y) if j == 0 else path.lineTo(x, y)
             painter.drawPath(path)
-            painter.drawText(QRectF(area.right() + 8, area.top() + 16 * i, 110, 14), Qt.AlignmentFlag.AlignLeft,
+            painter.drawText(QRectF(area.right() + 8, area.top() + 16 * i, 124, 14), Qt.AlignmentFlag.AlignLeft,
                              f"{name} {series[-1][1]:.3g}")

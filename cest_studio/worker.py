@@ -28,6 +28,8 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QThread, QTimer, Signal, Slot
 
+from cest_studio.widgets import timed
+
 log = logging.getLogger("cest_studio")
 
 
@@ -251,6 +253,12 @@ class PreviewWorker(QObject):
 # ----------------------------------------------------------------------------------- preloader
 
 
+PRELOAD = {  # what building the 3D view would otherwise import on the GUI thread
+    "pyvistaqt": ["pyvistaqt", "vtkmodules.vtkInteractionWidgets", "vtkmodules.vtkViewsContext2D",
+                  "vtkmodules.vtkViewsCore", "vtkmodules.vtkRenderingOpenGL2"],
+}
+
+
 class _Importer(QObject):
     done = Signal(str, str)  # module, error ("" when fine)
 
@@ -259,7 +267,8 @@ class _Importer(QObject):
         import importlib
 
         try:
-            importlib.import_module(module)
+            for name in PRELOAD.get(module, [module]):
+                importlib.import_module(name)
         except Exception as exc:  # noqa: BLE001
             self.done.emit(module, f"{type(exc).__name__}: {exc}")
             return
@@ -294,10 +303,9 @@ class Preloader(QObject):
 
 
 def python_command(module: str, args: list[str]) -> tuple[str, list[str]]:
-    """(program, arguments) that run ``python -m module args`` with this interpreter; in a frozen
-    bundle (PyInstaller) the app's own executable runs the module (see app.main's --run-module)."""
-    if getattr(sys, "frozen", False):
-        return sys.executable, ["--run-module", module, *args]
+    """(program, arguments) that run ``python -m module args`` with this interpreter. In the
+    PyInstaller bundle ``sys.executable`` is the app itself, whose entry (packaging/entry.py)
+    accepts the same ``-m MODULE`` for the modules it lists."""
     return sys.executable, ["-m", module, *args]
 
 
@@ -325,6 +333,7 @@ class ChildProcess(QObject):
     def running(self) -> bool:
         return self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning
 
+    @timed
     def start(self, module: str, args: list[str], workdir: str | None = None) -> None:
         if self.running():
             raise RuntimeError("already running")
@@ -343,10 +352,14 @@ class ChildProcess(QObject):
         process.finished.connect(self._finished)
         process.errorOccurred.connect(self._error)
         self._process, self._stopping, self._buffer = process, False, ""
+        if hasattr(QProcess, "UnixProcessFlag") and hasattr(process, "setUnixProcessParameters"):
+            # vfork: no copy of this (large) process's page tables in the GUI thread
+            process.setUnixProcessParameters(QProcess.UnixProcessFlag.UseVFork)
         program, arguments = python_command(module, args)
         process.start(program, arguments)
         self.started.emit()
 
+    @timed
     def stop(self, grace_ms: int = 8000) -> None:
         """Ask the child to stop (see :meth:`_ask_to_stop`); kill it after ``grace_ms``."""
         if not self.running():
@@ -377,6 +390,7 @@ class ChildProcess(QObject):
             process.kill()
             process.waitForFinished(1000)
 
+    @timed
     def _read(self) -> None:
         if self._process is None:
             return
@@ -397,6 +411,7 @@ class ChildProcess(QObject):
         if plain:
             self.output.emit("\n".join(plain) + "\n")
 
+    @timed
     def _read_errors(self) -> None:
         """stderr (progress bars, logs, tracebacks) goes to the log view as it is."""
         if self._process is None:
@@ -411,6 +426,7 @@ class ChildProcess(QObject):
             self._process = None
             self.finished.emit(-1, "failed")
 
+    @timed
     def _finished(self, code: int, status) -> None:
         self._read()
         self._read_errors()

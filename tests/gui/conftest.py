@@ -49,7 +49,7 @@ def model_key() -> str:
 
 
 @pytest.fixture(scope="module")
-def window(qapp, tmp_path_factory):
+def window(qapp, tmp_path_factory, request):
     from PySide6.QtCore import QSettings
 
     from cest_studio.main_window import MainWindow
@@ -58,6 +58,10 @@ def window(qapp, tmp_path_factory):
     win = MainWindow(settings=settings, model=model_key(), threads=int(os.environ.get("CEST_TEST_THREADS", "2")))
     win.resize(1280, 800)
     win.show()
+    from pytestqt.qtbot import QtBot
+
+    # start-up (engine and 3D view loading) is not what the tests measure: let it finish first
+    QtBot(request).waitUntil(lambda: win.tab.viewport.is_ready and win.model_info is not None, timeout=120_000)
     yield win
     win.close()
     win.deleteLater()
@@ -72,7 +76,7 @@ def save_shot(win, name: str) -> Path:
 
 
 def wait_viewport(qtbot, win, timeout: int = 60_000) -> None:
-    qtbot.waitUntil(lambda: win.tab.viewport.plotter is not None and win.tab.viewport.has_mesh, timeout=timeout)
+    qtbot.waitUntil(lambda: win.tab.viewport.is_ready and win.tab.viewport.has_mesh, timeout=timeout)
 
 
 def open_and_wait(qtbot, win, path, timeout: int = 120_000):

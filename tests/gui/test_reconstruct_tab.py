@@ -245,3 +245,92 @@ def test_viewport_frame_time_while_a_light_slider_moves(qtbot, window, opened):
     (ARTIFACTS / "gui_slider_figures.json").write_text(json.dumps(figures, indent=1))
     assert len(latencies) >= 5
     assert figures["viewport_frame_ms_median"] < 200
+
+
+def _hostile_inputs(tmp_path):
+    from PIL import Image
+
+    from engine.imageio import load_image
+
+    sample = load_image(SAMPLE)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    Image.fromarray(sample).save(truncated, quality=90)
+    truncated.write_bytes(truncated.read_bytes()[:3000])
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(sample[200:220, 200:220]).save(tiny)
+    folder = tmp_path / "a_folder.png"
+    folder.mkdir()
+    odd = tmp_path / "visage d'été – ünïcode.png"
+    Image.fromarray(sample).convert("RGBA").save(odd)
+    return {"empty": (empty, "error"), "truncated": (truncated, "either"), "tiny": (tiny, "error"),
+            "folder": (folder, "error"), "unicode path, alpha": (odd, "face")}
+
+
+def test_hostile_inputs_give_a_message_or_a_face(qtbot, window, opened, tmp_path):
+    """Issue 7's inputs through the window: one clear line or a face; the window stays usable."""
+    for name, (path, expect) in _hostile_inputs(tmp_path).items():
+        outcome = {}
+        window.error_shown.connect(lambda m, o=outcome: o.setdefault("error", m))
+        window.face_ready.connect(lambda f, o=outcome: o.setdefault("face", f))
+        try:
+            window.open_path(str(path))
+            qtbot.waitUntil(lambda o=outcome: bool(o), timeout=120_000)
+        finally:
+            window.error_shown.disconnect()
+            window.face_ready.disconnect()
+        if expect == "error":
+            assert "error" in outcome, name
+        elif expect == "face":
+            assert "face" in outcome, (name, outcome.get("error"))
+        message = outcome.get("error", "")
+        assert "Traceback" not in message and "\n" not in message, (name, message)
+        if message:
+            assert path.name in message or "face" in message.lower(), (name, message)
+    qtbot.waitUntil(window.preview_settled, timeout=60_000)
+    _move(qtbot, window, lambda: window.tab.controls.azimuth.set_value(20))
+    assert window.preview_settled()
+
+
+def test_a_broken_model_file_shows_an_error_and_keeps_the_model(qtbot, window, opened, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    before = window.model_info.spec.key
+    window.add_trained_model(str(bad), "broken")
+    index = window.model_combo.findData(f"cest:{bad}")
+    assert index >= 0
+    with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
+        window.model_combo.setCurrentIndex(index)
+        window._model_chosen(index)
+    assert "broken" in err.args[0] and "Traceback" not in err.args[0]
+    assert window.model_info.spec.key == before
+    assert window.model_combo.currentData() == before
+    window.settings.setValue("models/trained", [])
+    window.refresh_models(before)
+
+
+def test_settings_are_remembered_by_the_next_window(qtbot, window, opened, tmp_path):
+    import shutil
+
+    from PySide6.QtCore import QSettings
+
+    from cest_studio.main_window import MainWindow
+
+    window.settings.sync()
+    copy = tmp_path / "copy.ini"
+    shutil.copy(window.settings.fileName(), copy)
+    settings = QSettings(str(copy), QSettings.Format.IniFormat)
+    second = MainWindow(settings=settings, threads=1)
+    third = None
+    try:
+        assert second.model_combo.currentData() == window.model_info.spec.key
+        assert second.recent_files() == window.recent_files() and second.recent_menu.actions()
+        second.resize(701, 502)  # within pytest-xvfb's 800x600 screen (Qt keeps windows on screen)
+        second.close()  # saves the layout
+        third = MainWindow(settings=settings, threads=1)
+        assert (third.width(), third.height()) == (701, 502)
+    finally:
+        second.close()
+        if third is not None:
+            third.close()
