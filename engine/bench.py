@@ -92,7 +92,7 @@ def bench_reconstruction(recon_method: str, image: np.ndarray, device: torch.dev
             for _ in range(repeats):
                 rec.estimate(crop, lm)
         for name, samples in times.items():
-            result[f"estimator_{name}_ms"] = statistics.median(samples[2:] or samples)
+            result[f"estimator_{name}_ms"] = statistics.median(samples[2:] or samples) * 1000
     return result
 
 
@@ -191,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-config", type=Path, default=Path("configs/default.yaml"))
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma list of: detect,reconstruct,render,video,train")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
     device, skip = torch.device(args.device), set(args.skip.split(","))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from engine.imageio import load_image
 
     image = load_image(resources_root() / "samples" / "astronaut.png")
