@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName("CEST Studio")
     app.setApplicationName("CEST Studio")
+    app.setDesktopFileName("cest-studio")  # groups the window under its menu entry
+    _set_window_icon(app)
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
 
     from cest_studio.main_window import MainWindow
@@ -130,3 +132,13 @@ def _install_excepthook(window) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _set_window_icon(app) -> None:
+    from PySide6.QtGui import QIcon
+
+    from engine.resources import resources_root
+
+    icon = resources_root() / "icons" / "cest-studio.png"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))

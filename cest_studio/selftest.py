@@ -39,12 +39,13 @@ class SelftestError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cest-studio --selftest",
-                                     description="Reconstruct the bundled sample face, export it, check the files.")
+    parser = argparse.ArgumentParser(
+        prog="cest-studio --selftest",
+        description="Reconstruct the bundled sample face, export it, check the files.")
     parser.add_argument("--selftest", action="store_true", help=argparse.SUPPRESS)  # when argv is the app's
     parser.add_argument("--method", choices=["auto", "cest", "fit"], default="auto",
-                        help="auto (default): the shipped CEST weights when they exist, else the landmark fit")
-    parser.add_argument("--detector", default="auto", help="face detector backend (default: the best available)")
+                        help="auto (default): the shipped CEST weights when they exist, else the fit")
+    parser.add_argument("--detector", default="auto", help="face detector backend (default: the best one)")
     parser.add_argument("--image", default=None, help="another photo instead of the bundled sample")
     parser.add_argument("--out", default=None, help="keep the exported files in this folder")
     parser.add_argument("--gui", action="store_true",
@@ -85,7 +86,8 @@ def check_resources(image: str | None) -> dict:
     root = resources_root()
     if not root.is_dir():
         raise SelftestError(f"no resources folder at {root}")
-    needed = ["facemodel/facemodel.npz", "detect/face_detection_short_range.tflite", "detect/face_landmark.tflite"]
+    needed = ["facemodel/facemodel.npz", "detect/face_detection_short_range.tflite",
+              "detect/face_landmark.tflite"]
     missing = [name for name in needed if not (root / name).is_file()]
     if missing:
         raise SelftestError(f"missing in {root}: {', '.join(missing)}")
@@ -173,7 +175,8 @@ def verify_ply(ply: Path, n_vertices: int, n_faces: int) -> None:
     counts = {parts[1]: int(parts[2]) for parts in (line.split() for line in text.splitlines())
               if len(parts) == 3 and parts[0] == "element"}
     if counts.get("vertex") != n_vertices or counts.get("face") != n_faces:
-        raise SelftestError(f"{ply.name}: elements {counts}, expected {n_vertices} vertices / {n_faces} faces")
+        raise SelftestError(f"{ply.name}: elements {counts}, "
+                            f"expected {n_vertices} vertices / {n_faces} faces")
 
 
 def verify_glb(glb: Path, n_vertices: int) -> None:
@@ -182,7 +185,8 @@ def verify_glb(glb: Path, n_vertices: int) -> None:
         raise SelftestError(f"{glb.name} is not a binary glTF file")
     version, length = struct.unpack("<II", data[4:12])
     if version != 2 or length != len(data):
-        raise SelftestError(f"{glb.name}: glTF version {version}, length {length} for a {len(data)}-byte file")
+        raise SelftestError(f"{glb.name}: glTF version {version}, "
+                            f"length {length} for a {len(data)}-byte file")
     chunk_length, chunk_type = struct.unpack("<II", data[12:20])
     gltf = json.loads(data[20:20 + chunk_length].decode("utf-8"))
     if chunk_type != 0x4E4F534A or not gltf.get("meshes"):
@@ -206,7 +210,8 @@ def verify(out: Path, reconstructor, recon, prefix: str = "face", maps: bool = T
             _png_size(_nonempty(out / f"{name}.png"))
         params = json.loads(_nonempty(out / "params.json").read_text(encoding="utf-8"))
         if params.get("method") != recon.method:
-            raise SelftestError(f"params.json says method {params.get('method')!r}, expected {recon.method!r}")
+            raise SelftestError(f"params.json says method {params.get('method')!r}, "
+                                f"expected {recon.method!r}")
         if len(params.get("landmarks_68_xy", [])) != 68:
             raise SelftestError("params.json does not hold 68 landmarks")
     return {"vertices": n_vertices, "triangles": n_faces}
@@ -312,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         found = steps.run("resources", check_resources, args.image)
-        reconstructor, recon = steps.run("reconstruct", reconstruct, found["sample"], args.method, args.threads,
-                                        args.detector)
+        reconstructor, recon = steps.run("reconstruct", reconstruct, found["sample"], args.method,
+                                         args.threads, args.detector)
         steps.run("export", export, reconstructor, recon, out)
         counts = steps.run("verify", verify, out, reconstructor, recon)
         extra = ""

@@ -5,6 +5,7 @@ child process the app's Train tab starts.
     cest-studio --selftest [selftest options]    reconstruct the bundled sample, export, check; exit 0/1
     cest-studio -m engine.train CONFIG --out DIR the training run (what the Train tab starts: in a bundle
                                                  sys.executable is this program, not a Python)
+    cest-studio -m cest_studio.video_job ...     a video reconstruction (what the app starts for a video)
     cest-studio -m engine ARGS / --cli ARGS      the ``cest`` command line (reconstruct, train, eval, bench)
 
 PyInstaller runs this file as ``__main__``; from a checkout it also runs as
@@ -29,6 +30,7 @@ MODULES = {
     "cest_studio": "cest_studio.app",
     "cest_studio.app": "cest_studio.app",
     "cest_studio.selftest": "cest_studio.selftest",
+    "cest_studio.video_job": "cest_studio.video_job",  # the app reconstructs videos in a child process
 }
 
 
@@ -43,8 +45,8 @@ def _prepare_environment() -> None:
         os.environ.setdefault("PYVISTA_OFF_SCREEN", "false")
         os.environ.setdefault("MPLBACKEND", "Agg")  # pyvista imports matplotlib for colour maps only
     os.environ.setdefault("QT_API", "pyside6")  # qtpy (under pyvistaqt) must pick the bundled PySide6
-    if (sys.platform.startswith("linux") and os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")
-            and _frozen()):
+    if (_frozen() and sys.platform.startswith("linux") and os.environ.get("DISPLAY")
+            and not os.environ.get("QT_QPA_PLATFORM")):
         # VTK's render window needs an X11 window: under Wayland, go through XWayland. The bundle
         # ships no Wayland plug-in (a checkout leaves the choice to Qt).
         os.environ["QT_QPA_PLATFORM"] = "xcb"
@@ -55,11 +57,11 @@ def _run_module(name: str, argv: list[str]) -> int:
 
     target = MODULES.get(name)
     if target is None:
-        print(f"cest-studio: -m {name}: not available in this bundle (choose one of {', '.join(sorted(MODULES))})",
-              file=sys.stderr)
+        print(f"cest-studio: -m {name}: not available in this bundle "
+              f"(choose one of {', '.join(sorted(MODULES))})", file=sys.stderr)
         return 2
     sys.argv = [name, *argv]
-    # The Train tab reads the child's output as it comes: flush each line.
+    # The app reads a child's output as it comes (progress, @cest messages): flush each line.
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)
