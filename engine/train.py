@@ -253,7 +253,6 @@ class Trainer:
         self.net = self._wrap(self.model)
         self.data = data or self._prepare_data()
         self.step = 0
-        self.history: dict[str, float] = {}
 
     def _build_model(self, init_weights) -> CestModel:
         if init_weights:

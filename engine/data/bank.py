@@ -25,8 +25,17 @@ BANK_VERSION = 1  # bump when the renderings change for the same config
 PARAM_NAMES = ("rotation", "translation", "scale", "identity", "expression", "light")
 
 
-def bank_path(root: Path, config: SyntheticConfig, length: int, seed: int, split: str) -> Path:
-    key = json.dumps([asdict(config), length, seed, split, BANK_VERSION], sort_keys=True)
+def model_fingerprint(model: FaceModel) -> str:
+    """A hash of what the renders depend on: the mesh, its bases and its landmark vertices."""
+    digest = hashlib.sha1()
+    for tensor in (model.mean, model.identity_basis, model.expression_basis, model.faces, model.uvs,
+                   model.landmarks):
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def bank_path(root: Path, config: SyntheticConfig, length: int, seed: int, split: str, model: FaceModel) -> Path:
+    key = json.dumps([asdict(config), length, seed, split, BANK_VERSION, model_fingerprint(model)], sort_keys=True)
     return root / f"synthetic-{split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
@@ -72,7 +81,8 @@ class SyntheticBank(torch.utils.data.Dataset):
     @classmethod
     def load_or_build(cls, config: SyntheticConfig, length: int, seed: int, split: str, root: Path,
                       face_model: FaceModel | None = None) -> "SyntheticBank":
-        path = bank_path(root, config, length, seed, split)
+        face_model = face_model or FaceModel.load()
+        path = bank_path(root, config, length, seed, split, face_model)
         if path.exists():
             try:
                 with np.load(path, allow_pickle=False) as data:
