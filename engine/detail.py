@@ -32,14 +32,19 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)
 
 
+def low_pass(image: torch.Tensor, resolution: int) -> torch.Tensor:
+    """What a ``resolution``-pixel map can hold of ``image``: area-average down, bilinear back up."""
+    small = F.adaptive_avg_pool2d(image, resolution)
+    return F.interpolate(small, size=image.shape[-2:], mode="bilinear", align_corners=False)
+
+
 def add_image_detail(params: FaceParams, crops: torch.Tensor, model: FaceModel, size: int):
     """(params with a size x size detailed albedo, visibility (B,1,size,size)) for crops (B,3,S,S)."""
     _, cam, ndc = params.geometry(model)
     texture, visibility = unwrap_texture(crops, ndc, cam, model, size)
     base = F.interpolate(params.albedo, size=(size, size), mode="bilinear", align_corners=False)
-    sigma = size / params.albedo.shape[-1]  # the finest scale the network's map can hold
     seen = (visibility > 0.2).to(texture.dtype)
-    blurred = gaussian_blur(texture * seen, sigma) / gaussian_blur(seen, sigma).clamp_min(1e-3)
+    blurred = low_pass(texture * seen, params.albedo.shape[-1]) / low_pass(seen, params.albedo.shape[-1]).clamp_min(1e-3)
     ratio = (texture / blurred.clamp_min(1e-3)).clamp(*RATIO_RANGE)
     weight = (visibility.clamp(0, 1) / 0.5).clamp(0, 1) * seen
     albedo = (base * (1 + weight * (ratio - 1))).clamp(0, 1)

@@ -59,8 +59,8 @@ def unwrap_texture(
     grid = texel[:, :2].permute(0, 2, 3, 1)
     texture = F.grid_sample(image, grid, "bilinear", "border", align_corners=False)
     visibility = texel[:, 3:4].clamp(0, 1) * uv_layout(model, size)[2].to(image.dtype)
-    if occlusion:
-        visibility = visibility * _unoccluded(verts_ndc, model, texel, image.shape[-1])
+    if occlusion:  # a depth buffer of at most 128 px tells what hides what well enough
+        visibility = visibility * _unoccluded(verts_ndc, model, texel, min(image.shape[-1], 128))
     return texture * (visibility > 0), visibility
 
 
