@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.sh import SH_CONST, sh_basis, sh_shading
+from engine.sh import SH_CONST, ambient_light, sh_basis, sh_shading
 
 
 def fit_sh_light(texture: torch.Tensor, normals: torch.Tensor, weight: torch.Tensor, ridge: float = 1e-3):
@@ -28,7 +28,7 @@ def grey_light(light: torch.Tensor) -> torch.Tensor:
     on one cheek); the albedo keeps the skin's colour instead.
     """
     dc = light[:, :1] * SH_CONST[0]  # (B, 1, 3) mean shaded colour per channel
-    shape = (light / dc.clamp_min(1e-4)).mean(-1, keepdim=True)  # (B, 9, 1)
+    shape = (light / dc.clamp_min(1e-2)).mean(-1, keepdim=True)  # (B, 9, 1)
     return (shape * dc.mean(-1, keepdim=True)).expand_as(light).contiguous()
 
 
@@ -46,9 +46,25 @@ def normalised(light, normals, visibility, peak: float = 0.9) -> torch.Tensor:
     return light / levels.clamp_min(1e-3)[:, None, None]
 
 
+def plausible(light, normals, visibility) -> torch.Tensor:
+    """(B,) True where a fitted light shades the seen face positively and finitely.
+
+    A fit can go wild when few texels are seen or the unwrap caught the background (a turned
+    face): its shading then crosses zero on the face and the division explodes.
+    """
+    shading = sh_shading(normals.permute(0, 2, 3, 1), light).mean(-1)
+    ok = []
+    for s, v in zip(shading, visibility):
+        seen = s[v[0] > 0.3]
+        ok.append(bool(seen.numel()) and bool(torch.isfinite(seen).all()) and float(torch.quantile(seen, 0.05)) > 0.05)
+    return torch.tensor(ok, device=light.device)
+
+
 def delight(texture, normals, visibility):
     """(albedo (B,3,T,T) in [0,1], light (B,9,3)) from an unwrapped texture and its UV-space normals."""
     light = normalised(grey_light(fit_sh_light(texture, normals, visibility)), normals, visibility)
+    fallback = ambient_light(light.shape[0], device=light.device)  # the texture stays as seen
+    light = torch.where(plausible(light, normals, visibility)[:, None, None], light, fallback)
     shading = sh_shading(normals.permute(0, 2, 3, 1), light).permute(0, 3, 1, 2)
     albedo = texture / shading.clamp_min(0.15)
     return albedo.clamp(0, 1) * (visibility > 0), light

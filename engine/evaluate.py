@@ -330,7 +330,7 @@ def run_methods(
             log.warning("skipping %s: no weights at %s", name, path)
             continue
         try:
-            recon = Reconstructor(method="cest", weights=path, device=device)
+            recon = Reconstructor(method="cest", weights=path, device=device, detail=False)
         except Exception as err:  # corrupt file, other model config: skip, say why
             results[name] = MethodResult(name, skipped=f"cannot load {path}: {err}")
             log.warning("skipping %s: %s", name, err)
@@ -773,7 +773,8 @@ def evaluate_landmarks(
         if not path.is_file():
             skipped[name] = f"no weights at {path}"
             continue
-        recons[name] = Reconstructor(method="cest", weights=path, device=device, detector=detector)
+        recons[name] = Reconstructor(method="cest", weights=path, device=device, detector=detector,
+                                        detail=False)  # the networks themselves, not the display texture
     rows = []
     for ann in tqdm(faces, desc="annotated faces", unit="face", disable=not progress):
         truth = np.asarray(ann.points, np.float64)

@@ -43,3 +43,19 @@ def test_delegated_commands_have_their_own_help(command, capsys):
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("usage:")
+
+
+def test_delight_falls_back_to_ambient_when_the_fit_goes_wild():
+    from engine.delight import delight
+    from engine.sh import SH_CONST
+
+    gen = torch.Generator().manual_seed(0)
+    normals = torch.nn.functional.normalize(torch.randn(1, 3, 16, 16, generator=gen), dim=1)
+    texture = torch.zeros(1, 3, 16, 16)  # a black background caught by the unwrap
+    texture[..., :2, :2] = 1.0
+    visibility = torch.zeros(1, 1, 16, 16)
+    visibility[..., :4, :4] = 1.0
+    albedo, light = delight(texture, normals, visibility)
+    assert torch.isfinite(light).all() and torch.isfinite(albedo).all()
+    assert torch.allclose(light[0, 0], torch.full((3,), 1 / SH_CONST[0]))
+    assert light[0, 1:].abs().max() == 0
