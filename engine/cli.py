@@ -21,6 +21,9 @@ def _add_reconstruct(sub) -> None:
     p.add_argument("--weights", type=Path, help="CEST weights (.safetensors); default: the shipped ones")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--detector", default="auto", help="face detector backend (see engine/detect.py)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on small per-face tensors more threads only wait; "
+                        "measured 1.5x faster than 2 on a 2-core machine)")
     p.add_argument("--no-detail", action="store_true",
                    help="cest: keep the network's own (soft, 64 px) albedo, without the photo's fine detail")
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
@@ -30,8 +33,12 @@ def _add_reconstruct(sub) -> None:
 
 
 def _run_reconstruct(args) -> int:
+    import torch
+
     from engine.batch import reconstruct_paths
 
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,
                              device=args.device, detector=args.detector, all_faces=args.all_faces,
