@@ -85,3 +85,17 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def remove_leftovers(path: str | Path) -> list[Path]:
+    """Delete the temporaries a killed writer of ``path`` left beside it (``.NAME.*``); returns them.
+
+    Only a process killed outright (SIGKILL, power loss) leaves one: every other failure cleans up.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [p for p in path.parent.glob(f".{path.name}.*") if p.is_file()]
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return stale

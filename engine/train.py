@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from engine.atomic import atomic_path, write_text
+from engine.atomic import atomic_path, remove_leftovers, write_text
 from engine.cest import CestConfig, CestModel, config_mismatch
 from engine.data.mixture import DataConfig, TrainingData
 from engine.errors import CestError
@@ -331,6 +331,8 @@ class Trainer:
 
     def _resume(self) -> int:
         path = self.out / CHECKPOINT
+        if self.dist.main:
+            remove_leftovers(path)  # half-written checkpoints of a killed run
         if not path.exists():
             raise TrainingError(f"nothing to resume: no {CHECKPOINT} in {self.out}")
         return load_checkpoint(path, self.model, self.optimizer)

@@ -61,3 +61,15 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         write_png(np.full((4, 4, 3), 255, np.uint8), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["map.png"]  # no temporary left behind
+
+
+def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
+    from engine.atomic import remove_leftovers
+
+    target = tmp_path / "checkpoint.pt"
+    target.write_bytes(b"good")
+    (tmp_path / ".checkpoint.pt.abc123.tmp").write_bytes(b"half")
+    (tmp_path / "other.txt").write_text("keep")
+    removed = remove_leftovers(target)
+    assert [p.name for p in removed] == [".checkpoint.pt.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "other.txt"]
