@@ -222,7 +222,7 @@ def test_exif_rotated_phone_photo_gives_an_upright_face(inputs, landmark_fit):
 def test_huge_image_does_not_blow_up_memory(huge_jpeg):
     """20,000 x 20,000 pixels (1.2 GB as RGB): JPEG draft decoding and the detector's downscale keep
     the peak well under the 2.5 GB bound; run in a fresh process to read its own peak RSS."""
-    code = textwrap.dedent(f"""
+    code = textwrap.dedent("""
         import json, resource, sys
         from engine.imageio import load_image
         from engine.detect import create_detector
@@ -230,8 +230,8 @@ def test_huge_image_does_not_blow_up_memory(huge_jpeg):
         image = load_image(sys.argv[1])
         faces = create_detector("auto").detect(image)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        print(json.dumps({{"shape": image.shape, "faces": len(faces), "before_kb": before, "peak_kb": peak,
-                          "box": faces[0].box.tolist() if faces else None}}))
+        print(json.dumps({"shape": image.shape, "faces": len(faces), "before_kb": before, "peak_kb": peak,
+                          "box": faces[0].box.tolist() if faces else None}))
     """)
     run = subprocess.run([PYTHON, "-c", code, str(huge_jpeg)], capture_output=True, text=True, cwd=ROOT,
                          timeout=300)
