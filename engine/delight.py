@@ -32,39 +32,35 @@ def grey_light(light: torch.Tensor) -> torch.Tensor:
     return (shape * dc.mean(-1, keepdim=True)).expand_as(light).contiguous()
 
 
-def normalised(light, normals, visibility, peak: float = 0.9) -> torch.Tensor:
-    """Scale the light so the best-lit visible texels get shading 1.
+def _scale_and_check(shading: torch.Tensor, seen: torch.Tensor, peak: float):
+    """Per face: the level that gives the best-lit seen texels shading 1, and whether the light,
+    scaled by it, shades the seen face positively and finitely.
 
-    Albedo scale and light intensity are ambiguous; this makes the brightest skin fully lit
-    (the ``peak`` quantile of the shading over visible texels), a plausible and readable split.
+    Albedo scale and light intensity are ambiguous; making the brightest skin (the ``peak``
+    quantile) fully lit is a plausible, readable split. A fit can go wild when few texels are
+    seen or the unwrap caught the background (a turned face): its shading then crosses zero on
+    the face and the division would explode, so such a face gets the ambient fallback.
     """
-    shading = sh_shading(normals.permute(0, 2, 3, 1), light).mean(-1)  # (B, T, T)
-    levels = torch.stack([
-        torch.quantile(s[v[0] > 0.3], peak) if (v[0] > 0.3).any() else s.new_tensor(1.0)
-        for s, v in zip(shading, visibility)
-    ])
-    return light / levels.clamp_min(1e-3)[:, None, None]
+    levels, ok = [], []
+    for face_shading, face_seen in zip(shading, seen):
+        values = face_shading[face_seen]
+        if not values.numel() or not torch.isfinite(values).all():
+            levels.append(1.0)
+            ok.append(False)
+            continue
+        level = max(float(torch.quantile(values, peak)), 1e-3)
+        levels.append(level)
+        ok.append(float(torch.quantile(values, 0.05)) / level > 0.05)
+    return shading.new_tensor(levels), torch.tensor(ok, device=shading.device)
 
 
-def plausible(light, normals, visibility) -> torch.Tensor:
-    """(B,) True where a fitted light shades the seen face positively and finitely.
-
-    A fit can go wild when few texels are seen or the unwrap caught the background (a turned
-    face): its shading then crosses zero on the face and the division explodes.
-    """
-    shading = sh_shading(normals.permute(0, 2, 3, 1), light).mean(-1)
-    ok = []
-    for s, v in zip(shading, visibility):
-        seen = s[v[0] > 0.3]
-        ok.append(bool(seen.numel()) and bool(torch.isfinite(seen).all()) and float(torch.quantile(seen, 0.05)) > 0.05)
-    return torch.tensor(ok, device=light.device)
-
-
-def delight(texture, normals, visibility):
+def delight(texture, normals, visibility, peak: float = 0.9):
     """(albedo (B,3,T,T) in [0,1], light (B,9,3)) from an unwrapped texture and its UV-space normals."""
-    light = normalised(grey_light(fit_sh_light(texture, normals, visibility)), normals, visibility)
-    fallback = ambient_light(light.shape[0], device=light.device)  # the texture stays as seen
-    light = torch.where(plausible(light, normals, visibility)[:, None, None], light, fallback)
-    shading = sh_shading(normals.permute(0, 2, 3, 1), light).permute(0, 3, 1, 2)
+    light = grey_light(fit_sh_light(texture, normals, visibility))
+    shading = sh_shading(normals.permute(0, 2, 3, 1), light).permute(0, 3, 1, 2)  # grey: channels equal
+    levels, ok = _scale_and_check(shading[:, 0], visibility[:, 0] > 0.3, peak)
+    fallback = ambient_light(light.shape[0], device=light.device)  # shading 1: the texture stays as seen
+    light = torch.where(ok[:, None, None], light / levels[:, None, None], fallback)
+    shading = torch.where(ok[:, None, None, None], shading / levels[:, None, None, None], torch.ones_like(shading))
     albedo = texture / shading.clamp_min(0.15)
     return albedo.clamp(0, 1) * (visibility > 0), light

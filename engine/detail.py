@@ -8,8 +8,6 @@ network's albedo for the low frequencies and multiply in the photo's high-freque
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -18,18 +16,6 @@ from engine.params import FaceParams
 from engine.unwrap import unwrap_texture
 
 RATIO_RANGE = (0.6, 1.6)  # detail may darken or brighten the base albedo this much at most
-
-
-def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    channels = image.shape[1]
-    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    padded = F.pad(image, (radius, radius, radius, radius), mode="replicate")
-    return F.conv2d(F.conv2d(padded, horizontal, groups=channels), vertical, groups=channels)
 
 
 def low_pass(image: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from engine import export
-from engine.infer import Reconstruction, Reconstructor, image_tensor, to_uint8
+from engine.infer import Reconstruction, Reconstructor, to_uint8
 from engine.lighting import LightSettings, settings_to_sh
 from engine.render import RenderOutput
 
@@ -95,5 +95,3 @@ def params_record(recon: Reconstruction, frame: int | None = None) -> dict:
         record = {"frame": frame, **record}
     return record
 
-
-__all__ = ["render_views", "write_reconstruction", "params_record", "preview_strip", "image_tensor"]

@@ -1,15 +1,15 @@
 import torch
 
-from engine.detail import add_image_detail, gaussian_blur
+from engine.detail import add_image_detail, low_pass
 from engine.render import Renderer
 from tests.conftest import random_params
 
 
-def test_blur_keeps_constants_and_smooths_noise():
+def test_low_pass_keeps_constants_and_smooths_noise():
     flat = torch.full((1, 3, 32, 32), 0.4)
-    assert torch.allclose(gaussian_blur(flat, 2.0), flat, atol=1e-6)
+    assert torch.allclose(low_pass(flat, 8), flat, atol=1e-6)
     noise = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    assert gaussian_blur(noise, 2.0).std() < 0.5 * noise.std()
+    assert low_pass(noise, 8).std() < 0.5 * noise.std()
 
 
 def test_detail_comes_from_the_photo_and_keeps_the_base_elsewhere(face_model):
@@ -21,7 +21,7 @@ def test_detail_comes_from_the_photo_and_keeps_the_base_elsewhere(face_model):
     assert detailed.albedo.shape == (1, 3, 256, 256)
     seen, unseen = visibility[0, 0] > 0.6, visibility[0, 0] == 0
     base = torch.nn.functional.interpolate(params.albedo, size=256, mode="bilinear", align_corners=False)
-    high_pass = lambda t: t - gaussian_blur(t, 4.0)  # noqa: E731
+    high_pass = lambda t: t - low_pass(t, 64)  # noqa: E731
     # Where the photo sees the face, the texture's fine structure follows the photo's ...
     corr = torch.corrcoef(torch.stack([high_pass(detailed.albedo)[0, 0][seen], high_pass(fine)[0, 0][seen]]))[0, 1]
     assert corr > 0.5
