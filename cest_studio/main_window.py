@@ -22,12 +22,10 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMainWindow,
     QProgressBar,
-    QPushButton,
     QTabWidget,
     QToolBar,
     QVBoxLayout,
@@ -39,7 +37,7 @@ from cest_studio.reconstruct_tab import ReconstructTab
 from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
 from cest_studio.train_tab import TrainTab
 from cest_studio.video_job import frame_path
-from cest_studio.widgets import MessageBar, timed
+from cest_studio.widgets import MessageBar, path_row, timed
 from cest_studio.worker import (
     EngineWorker,
     Preloader,
@@ -75,12 +73,7 @@ class ExportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.folder = QLineEdit(folder)
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.folder, 1)
-        row.addWidget(browse)
+        row = path_row(self.folder, self._browse)
         self.name = QLineEdit("face")
         self.obj = QCheckBox("OBJ with its texture (.obj + .mtl + .png)")
         self.ply = QCheckBox("PLY (vertex colours)")

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from cest_studio.tasks import ModelSpec
-from cest_studio.widgets import ImageView, LossPlot, qimage_to_array, timed
+from cest_studio.widgets import ImageView, LossPlot, path_row, qimage_to_array, timed
 from cest_studio.worker import EngineWorker, TrainingProcess
 
 BUILTIN_RECIPE = "Built-in fine-tuning recipe"
@@ -117,12 +117,7 @@ class TrainTab(QWidget):
         self.device = QComboBox()
         self.device.addItems(["cpu", "cuda"])
         self.out_edit = QLineEdit()
-        browse = QPushButton("…")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self._choose_out)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.out_edit, 1)
-        out_row.addWidget(browse)
+        out_row = path_row(self.out_edit, self._choose_out)
         form.addRow("Start from", self.start_model)
         form.addRow("Recipe", self.recipe)
         form.addRow("Steps", self.steps)

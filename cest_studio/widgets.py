@@ -10,6 +10,8 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QPushButton,
     QSizePolicy,
     QSlider,
     QToolButton,
@@ -36,6 +38,17 @@ def timed(method):
                 del ops[:-200]
 
     return wrapper
+
+
+def path_row(edit: QLineEdit, on_browse) -> QHBoxLayout:
+    """A path field with a narrow "…" button beside it that calls ``on_browse``."""
+    browse = QPushButton("…")
+    browse.setFixedWidth(32)
+    browse.clicked.connect(on_browse)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    return row
 
 
 def to_qimage(array: np.ndarray) -> QImage:
