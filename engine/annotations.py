@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+from engine.imageio import IMAGE_SUFFIXES  # every suffix the image reader takes
 
 
 class AnnotationError(ValueError):

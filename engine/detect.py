@@ -33,6 +33,7 @@ class Face:
     box: np.ndarray
     landmarks: np.ndarray
     score: float
+    mesh: np.ndarray | None = None  # (468, 3) Face Mesh points (pixels; depth in pixels) if the backend has them
 
 
 class NoFaceError(ValueError):
@@ -88,7 +89,10 @@ def _rescale_face(face: Face, scale: float) -> Face:
         return face
     to_orig = lambda p: (np.asarray(p, np.float32) + 0.5) / scale - 0.5  # noqa: E731
     box = to_orig(face.box.reshape(2, 2)).reshape(4)
-    return Face(box, to_orig(face.landmarks), face.score)
+    mesh = None
+    if face.mesh is not None:
+        mesh = np.hstack([to_orig(face.mesh[:, :2]), face.mesh[:, 2:] / scale]).astype(np.float32)
+    return Face(box, to_orig(face.landmarks), face.score, mesh)
 
 
 def _box_area(face: Face) -> float:
@@ -332,6 +336,7 @@ class MediaPipeDetector:
         max_side: int = MAX_SIDE,
         model_dir: Path | None = None,
         tile_levels: int = 3,
+        refiner: bool | Path = True,
     ):
         model_dir = Path(model_dir or resources_root() / "detect")
         threads = threads or min(4, os.cpu_count() or 1)
@@ -342,6 +347,7 @@ class MediaPipeDetector:
         self._det_out = _outputs_by_size(self._det)
         self._mesh_out = _outputs_by_size(self._mesh)
         self._anchors = blazeface_anchors()
+        self._refiner = _load_refiner(model_dir, refiner)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return _run(image, self._find, self.max_side)
@@ -387,8 +393,9 @@ class MediaPipeDetector:
             mesh = self.mesh(rgb, roi)
         if mesh is None:
             return None
-        landmarks = mesh_to_ibug68(mesh)
-        return Face(_enclosing_box(np.asarray(box, np.float32), landmarks), landmarks, float(score))
+        mesh[:, 2] *= roi.side / _MESH_SIZE  # depth in image pixels, like x and y
+        landmarks = self._refiner(rgb, mesh) if self._refiner else mesh_to_ibug68(mesh)
+        return Face(_enclosing_box(np.asarray(box, np.float32), landmarks), landmarks, float(score), mesh)
 
     def mesh(self, rgb: np.ndarray, roi: Roi) -> np.ndarray | None:
         """(468, 3) mesh points in image pixels (z in crop pixels), or None if no face."""
@@ -406,6 +413,23 @@ class MediaPipeDetector:
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], np.ascontiguousarray(x))
         interpreter.invoke()
         return [interpreter.get_tensor(i) for i in outputs]
+
+
+REFINER_FILE = "landmark_refiner.npz"
+
+
+def _load_refiner(model_dir: Path, refiner: bool | Path):
+    """The learned 468 -> 68 map and cascade (engine.landmark_refine), or None for the index table."""
+    if refiner is False:
+        return None
+    path = Path(refiner) if not isinstance(refiner, bool) else model_dir / REFINER_FILE
+    if not path.is_file():
+        if refiner is True:
+            return None  # an older resources folder: the index table still works
+        raise FileNotFoundError(f"landmark refiner not found: {path}")
+    from engine.landmark_refine import LandmarkRefiner
+
+    return LandmarkRefiner.load(path)
 
 
 # ------------------------------------------------------------ other backends

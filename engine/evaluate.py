@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engine import metrics
+from engine.evaluation.landmark_figures import INNER, figures as landmark_figures, point_errors
 from engine.camera import ndc_to_pixels
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
@@ -795,18 +796,23 @@ def evaluate_landmarks(
             rows.append(row)
             continue
         row["detected"] = True
-        gt = torch.from_numpy(truth)[None]
-        row["nme"]["detector"] = float(
-            metrics.landmark_nme(torch.from_numpy(face.landmarks.astype(np.float64))[None], gt)[0]
-        )
+        row["nme_inner51"] = {}
+        predictions = {"detector": face.landmarks.astype(np.float64)}
         for name, recon in recons.items():
             rec = recon.reconstruct_face(image, face)
             crop_pts = predicted_landmarks(rec.params, recon.model, CROP_SIZE)[0].numpy()
-            pts = crop_to_image(crop_pts, rec.crop_box, CROP_SIZE)
-            row["nme"][name] = float(metrics.landmark_nme(torch.from_numpy(pts)[None], gt)[0])
+            predictions[name] = crop_to_image(crop_pts, rec.crop_box, CROP_SIZE)
+        for name, pts in predictions.items():
+            errors = point_errors(pts, truth)
+            row["nme"][name], row["nme_inner51"][name] = float(errors.mean()), float(errors[INNER].mean())
         rows.append(row)
     names = ["detector", *recons]
     summary = {n: summarise(np.array([r["nme"][n] * 100 for r in rows if n in r["nme"]])) for n in names}
+    standard = {
+        n: landmark_figures(np.array([r["nme"][n] for r in rows if n in r["nme"]]),
+                            np.array([r["nme_inner51"][n] for r in rows if n in r["nme"]]))
+        for n in names
+    }
     return {
         "benchmark": "landmarks",
         "folder": str(folder),
@@ -815,6 +821,7 @@ def evaluate_landmarks(
         "detector": getattr(det, "name", type(det).__name__),
         "pts_one_based": one_based,
         "nme_percent_iod": summary,
+        "figures_300w": standard,
         "skipped": skipped,
         "machine": machine_info(),
         "seconds": time.perf_counter() - started,
@@ -841,21 +848,35 @@ def landmarks_markdown(results: dict) -> str:
         "the found ones, % of the outer-eye-corner distance. Machine: "
         f"{m['cpu']}, {m['cores']} cores.",
         "",
-        "| landmarks | NME mean | median | n |",
-        "|---|---|---|---|",
+        "| landmarks | NME mean | median | inner 51 | failure rate at 8% | AUC at 8% | n |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, s in results["nme_percent_iod"].items():
+    for name, s in results["figures_300w"].items():
         label = "detector" if name == "detector" else f"{name} (reprojected)"
-        if s["mean"] is None:
-            lines.append(f"| {label} | n/a | n/a | 0 |")
+        if s["nme"] is None:
+            lines.append(f"| {label} | n/a | n/a | n/a | n/a | n/a | 0 |")
         else:
-            lines.append(f"| {label} | {s['mean']:.2f} | {s['median']:.2f} | {s['n']} |")
+            lines.append(f"| {label} | {s['nme']:.2f} | {s['nme_median']:.2f} | {s['nme_inner51']:.2f} | "
+                         f"{s['failure_rate_8']:.1f}% | {s['auc_8']:.3f} | {s['n']} |")
     for name, why in results["skipped"].items():
         lines.append(f"| {name} | skipped: {why} | | |")
     return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------- CLI
+
+
+def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
+    from engine.evaluation.aflw2000 import aflw2000_markdown, evaluate_aflw2000
+
+    results = evaluate_aflw2000(args.aflw2000, methods, weights, args.aflw_gt, args.aflw_points,
+                                args.detector, args.device, progress)
+    (out / "aflw2000.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = aflw2000_markdown(results)
+    (out / "aflw2000.md").write_text(text)
+    print(text)
+    print(json.dumps({k: results[k] for k in ("benchmark", "faces", "detected", "nme_box_percent", "pose_mae_deg")}))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -871,6 +892,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FOLDER",
         help="folder of images with iBUG .pts beside them and/or dlib XML files (or one XML)",
+    )
+    what.add_argument(
+        "--aflw2000",
+        type=Path,
+        metavar="DIR",
+        help="AFLW2000-3D images with their .mat files (or 3DDFA's .npy arrays, see --aflw-gt)",
+    )
+    p.add_argument("--aflw-gt", type=Path, help="folder of 3DDFA's AFLW2000-3D arrays (default: DIR)")
+    p.add_argument(
+        "--aflw-points",
+        choices=("original", "reannotated"),
+        default="original",
+        help="which 3DDFA 2D points to score against when no .mat is present (default: original)",
     )
     p.add_argument("--seed", type=int, default=0, help="test-set seed (held-out split; default 0)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for JSON, Markdown and PNGs")
@@ -916,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.no_progress
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.aflw2000 is not None:
+        return _run_aflw2000(args, methods, weights, progress, out)
     if args.landmarks is not None:
         results = evaluate_landmarks(
             args.landmarks, methods, weights, not args.pts_zero_based, args.detector, args.device, progress
@@ -924,6 +960,8 @@ def main(argv: list[str] | None = None) -> int:
         text = landmarks_markdown(results)
         (out / "landmarks_nme.md").write_text(text)
         print(text)
+        print(json.dumps({"benchmark": "landmarks", "faces": results["faces"], "detected": results["detected"],
+                          "figures_300w": results["figures_300w"]}))
         return 0
     if args.synthetic <= 0:
         print("error: --synthetic needs N > 0", file=sys.stderr)

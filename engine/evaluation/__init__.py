@@ -1,0 +1,1 @@
+"""Benchmarks: one module per public protocol (AFLW2000-3D, 300-W landmark figures)."""

@@ -1,0 +1,109 @@
+"""Fit the 468 -> 68 landmark refiner (engine/landmark_refine.py) on the 300-W annotations.
+
+    python scripts/train_landmark_refiner.py                 # cross-split figures, then fit on all, save
+    python scripts/train_landmark_refiner.py --validate-only # figures only
+
+Data: ../shared/data/landmarks300w/{helen_train,afw} (research-only annotations; never shipped,
+only the fitted regressors are). Each photo is used as is and mirrored. Figures: trained on one
+split, measured on the other (HELEN -> AFW and AFW -> HELEN), NME by the outer-eye-corner distance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from engine.annotations import find_annotated_images
+from engine.detect import MediaPipeDetector, as_rgb, flip_landmarks, mesh_to_ibug68
+from engine.evaluate import _match_face
+from engine.imageio import load_image
+from engine.landmark_refine import LandmarkRefiner, fit_linear, fit_stage, mean_shape
+from engine.resources import resources_root
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "landmarks300w"
+STAGES = ((32, 3.0), (24, 3.0), (16, 3.0))  # (HOG window in canvas pixels, ridge strength)
+JITTERED_COPIES = 1  # extra training starts per face, moved by a small random similarity
+
+
+def collect(split: str, detector: MediaPipeDetector) -> dict[str, list]:
+    """Every annotated face of a split, as is and mirrored: image, Face Mesh, annotation."""
+    out: dict[str, list] = {"image": [], "mesh": [], "truth": []}
+    for ann in find_annotated_images(DATA / split):
+        rgb = as_rgb(load_image(ann.image))
+        for mirrored in (False, True):
+            image = np.ascontiguousarray(rgb[:, ::-1]) if mirrored else rgb
+            truth = np.asarray(ann.points, np.float64)
+            truth = flip_landmarks(truth, image.shape[1]) if mirrored else truth
+            face = _match_face(detector.detect(image), truth)
+            if face is not None and face.mesh is not None:
+                out["image"].append(image)
+                out["mesh"].append(face.mesh.astype(np.float64))
+                out["truth"].append(truth)
+    return out
+
+
+def nme(points: np.ndarray, truths: np.ndarray) -> np.ndarray:
+    iod = np.linalg.norm(truths[:, 36] - truths[:, 45], axis=1)
+    return np.linalg.norm(points - truths, axis=2).mean(1) / iod
+
+
+def jitter(points: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    centre, iod = points.mean(0), np.linalg.norm(truth[36] - truth[45])
+    a, s = rng.normal(0, 0.05), 1 + rng.normal(0, 0.04)
+    rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return (points - centre) @ rot.T + centre + rng.normal(0, 0.05 * iod, 2)
+
+
+def fit(data: dict[str, list], seed: int = 0, log=print) -> LandmarkRefiner:
+    rng = np.random.default_rng(seed)
+    meshes, truths = np.array(data["mesh"]), np.array(data["truth"])
+    refiner = LandmarkRefiner(fit_linear(meshes, truths), mean_shape(truths), [])
+    starts = np.array([refiner.initial(m) for m in meshes])
+    images = list(data["image"]) * (1 + JITTERED_COPIES)
+    targets = np.concatenate([truths] * (1 + JITTERED_COPIES))
+    points = np.concatenate([starts] + [np.array([jitter(p, t, rng) for p, t in zip(starts, truths)])
+                                        for _ in range(JITTERED_COPIES)])
+    for window, lam in STAGES:
+        t0 = time.perf_counter()
+        stage = fit_stage(images, points, targets, refiner.mean, window, lam)
+        refiner.stages.append(stage)
+        points = np.array([stage.apply(im, p, refiner.mean) for im, p in zip(images, points)])
+        log(f"  stage {window}px: train NME {nme(points, targets).mean() * 100:.2f}% "
+            f"({time.perf_counter() - t0:.0f} s)")
+    return refiner
+
+
+def measure(refiner: LandmarkRefiner, data: dict[str, list]) -> dict[str, float]:
+    truths = np.array(data["truth"])
+    table = np.array([mesh_to_ibug68(m) for m in data["mesh"]])
+    linear = np.array([refiner.initial(m) for m in data["mesh"]])
+    t0 = time.perf_counter()
+    full = np.array([refiner(im, m) for im, m in zip(data["image"], data["mesh"])])
+    ms = (time.perf_counter() - t0) / len(full) * 1000
+    return {"index table": nme(table, truths).mean() * 100, "linear map": nme(linear, truths).mean() * 100,
+            "linear + cascade": nme(full, truths).mean() * 100, "ms per face": ms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--validate-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=resources_root() / "detect" / "landmark_refiner.npz")
+    args = parser.parse_args()
+    detector = MediaPipeDetector(refiner=False, threads=1)
+    data = {split: collect(split, detector) for split in ("helen_train", "afw")}
+    for train, test in (("helen_train", "afw"), ("afw", "helen_train")):
+        print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored), measure on {test}:")
+        figures = measure(fit(data[train]), data[test])
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+    if args.validate_only:
+        return
+    both = {k: data["helen_train"][k] + data["afw"][k] for k in data["afw"]}
+    print(f"fit on both ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
+    fit(both).save(args.out)
+
+
+if __name__ == "__main__":
+    main()
