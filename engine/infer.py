@@ -113,7 +113,8 @@ class Reconstructor:
             image = load_image(image)
         faces = self.detector.detect(image)
         if not faces:
-            raise NoFaceError(f"{source or 'image'}: no face found")
+            raise NoFaceError(f"{source or 'image'}: no face found (it may be too small: faces under "
+                              f"about 1/40 of the image's long side are missed)")
         recons = [self.reconstruct_face(image, face, source) for face in (faces if all_faces else faces[:1])]
         return recons if all_faces else recons[0]
 

@@ -31,6 +31,8 @@ class VideoInfo:
 def _open(path: Path):
     if not path.exists():
         raise VideoReadError(f"{path}: no such file")
+    if not path.is_file():  # a folder, pipe or device: opening it could block for ever
+        raise VideoReadError(f"{path}: not a regular file")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
