@@ -68,7 +68,13 @@ def _type_problem(key: str, value, annotation: str) -> str | None:
     wrong = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
     if wrong or (isinstance(value, float) and not math.isfinite(value)):
         return f"{key} must be {name}{' (or null)' if optional else ''}, got {value!r}"
+    if "tuple[float" in str(annotation) and not all(_is_number(v) for v in value):
+        return f"{key} must be a list of numbers, got {list(value)!r}"
     return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _range_of(key: str) -> tuple[float, float, bool] | None:
