@@ -185,3 +185,17 @@ def test_finetune_on_a_video_with_no_face(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert error_lines(err) and "no face" in err
+
+
+def test_the_apps_train_tab_follows_the_same_rule(trained):
+    """The Train tab builds its run through cest_studio.tasks.prepare_training_run: a folder that
+    holds a run is refused there too (before app_config.yaml is written), and resume is allowed."""
+    from cest_studio.tasks import prepare_training_run
+
+    _, run = trained
+    request = {"base_config": str(ROOT / "configs" / "smoke.yaml"), "out_dir": str(run), "videos": [],
+               "steps": 2, "resume": False}
+    with pytest.raises(RunFolderError, match="already holds a training run"):
+        prepare_training_run(request)
+    assert not (run / "app_config.yaml").exists()
+    assert folder_problem(run, resume=True) is None
