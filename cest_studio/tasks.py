@@ -424,13 +424,13 @@ def prepare_training_run(request: dict) -> dict:
     """
     import yaml
 
+    from engine.runlock import check_folder
     from engine.train import TrainingError, load_config, merge_dicts
 
     out_dir = Path(request["out_dir"]).expanduser()
     config_path = out_dir / "app_config.yaml"
+    check_folder(out_dir, bool(request.get("resume")))  # a live run, or a run not to be overwritten
     if request.get("resume"):
-        if not (out_dir / "checkpoint.pt").exists():
-            raise TrainingError(f"nothing to resume in {out_dir}: it has no checkpoint yet")
         if not config_path.exists():
             raise TrainingError(f"cannot resume {out_dir}: it was not started from the app (no app_config.yaml)")
         return {"module": "engine.train", "args": [str(config_path), "--out", str(out_dir), "--resume"],

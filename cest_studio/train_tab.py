@@ -283,8 +283,11 @@ class TrainTab(QWidget):
             return
         request = self.request(resume)
         out = Path(request["out_dir"]).expanduser()
-        if not resume and (out / "checkpoint.pt").exists():
-            self.error.emit(f"{out} already holds a run: press Resume to continue it, or choose another run folder")
+        from engine.runlock import folder_problem
+
+        problem = folder_problem(out, resume)  # the engine's rule, the same as `cest train`'s
+        if problem:
+            self.error.emit(problem)
             return
         self._remember()
         self.start_button.setEnabled(False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from tqdm import tqdm
@@ -27,13 +29,20 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
     return files
 
 
-def output_folder(out: Path, path: Path, taken: set[str]) -> Path:
-    """OUT/<stem>, with a numeric suffix when two inputs share a stem."""
-    name, n = path.stem, 2
-    while name in taken:
-        name, n = f"{path.stem}_{n}", n + 1
-    taken.add(name)
-    return out / name
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when taken; the result is added to ``taken``."""
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}_{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+def output_folders(out: Path, files: list[Path]) -> tuple[list[Path], set[str]]:
+    """OUT/<stem> for every input, unique across the whole batch, and the set of names taken
+    (the extra faces of --all-faces pick theirs from it, so they never land in another input's)."""
+    taken: set[str] = set()
+    return [out / unique_name(path.stem, taken) for path in files], taken
 
 
 def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cpu", detector="auto",
@@ -48,13 +57,52 @@ def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cp
                                   detail=detail)
     log.info("method: %s%s", reconstructor.method,
              f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)")
-    failures, taken = 0, set()
-    bar = tqdm(files, unit="file", disable=len(files) < 2)
-    for path in bar:
+    folders, taken = output_folders(out, files)
+    with _Interrupts() as interrupts:
+        failures = _run_all(reconstructor, files, folders, taken, interrupts, all_faces, meshes, formats)
+    ok = len(files) - failures
+    log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)
+    return 0 if failures == 0 else 1
+
+
+class _Interrupts:
+    """Notes a Ctrl-C even where the code it interrupts turns it into another error (a decoder
+    reporting a failed read): the batch then stops instead of going on to the next file."""
+
+    def __init__(self):
+        self.seen = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> "_Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Only regular files are read: a pipe, socket or device would block or never end."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        return f"{path}: not a regular file (a pipe, socket or device); only regular files are read"
+    return None
+
+
+def _run_all(reconstructor, files, folders, taken, interrupts, all_faces, meshes, formats) -> int:
+    failures = 0
+    bar = tqdm(list(zip(files, folders)), unit="file", disable=len(files) < 2)
+    for path, target in bar:
         bar.set_postfix_str(path.name[-30:])
-        target = output_folder(out, path, taken)
         existed = target.exists()
         try:
+            if problem := regular_file_problem(path):
+                raise CestError(problem)
             if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file():
                 raise CestError(f"{path}: an audio file, with no pictures to reconstruct a face from")
             if is_video(path):
@@ -62,22 +110,24 @@ def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cp
 
                 reconstruct_video(reconstructor, path, target, meshes=meshes)
             else:
-                _reconstruct_image(reconstructor, path, target, all_faces, formats)
+                _reconstruct_image(reconstructor, path, target, all_faces, formats, taken)
         except (CestError, NoFaceError, OSError) as exc:  # OSError: the results could not be written
+            if interrupts.seen:
+                raise KeyboardInterrupt from exc
             failures += 1
             _remove_if_empty(target, existed)
             message = _one_line(exc)
             tqdm.write(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}",
                        file=sys.stderr)
         except Exception as exc:  # a bug, or an input nobody foresaw: say so and keep the batch going
+            if interrupts.seen:
+                raise KeyboardInterrupt from exc
             failures += 1
             _remove_if_empty(target, existed)
             log.debug("unexpected error on %s", path, exc_info=True)
             tqdm.write(f"error: {path}: unexpected {type(exc).__name__}: {_one_line(exc)} "
                        "(please report it; -v shows the traceback)", file=sys.stderr)
-    ok = len(files) - failures
-    log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)
-    return 0 if failures == 0 else 1
+    return failures
 
 
 def _remove_if_empty(folder: Path, existed: bool) -> None:
@@ -94,11 +144,13 @@ def _one_line(exc: BaseException) -> str:
     return text[:500] or type(exc).__name__
 
 
-def _reconstruct_image(reconstructor, path: Path, target: Path, all_faces: bool, formats) -> None:
+def _reconstruct_image(reconstructor, path: Path, target: Path, all_faces: bool, formats, taken: set[str]) -> None:
     from engine.outputs import write_reconstruction
+    from engine.staging import staged_folder
 
     recons = reconstructor.reconstruct(path, all_faces=all_faces)
     for i, recon in enumerate(recons if all_faces else [recons]):
-        folder = target if i == 0 else target.with_name(f"{target.name}_face{i + 1}")
-        write_reconstruction(reconstructor, recon, folder, formats)
+        folder = target if i == 0 else target.with_name(unique_name(f"{target.name}_face{i + 1}", taken))
+        with staged_folder(folder) as stage:  # the face's files appear all together or not at all
+            write_reconstruction(reconstructor, recon, stage, formats)
         tqdm.write(f"{path} -> {folder}/ ({recon.method})")

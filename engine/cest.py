@@ -21,6 +21,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import Tensor, nn
 
 from engine.camera import project, to_camera
+from engine.config_check import config_problem
 from engine.errors import WeightsError
 from engine.facemodel import FaceModel
 from engine.networks import IlluminationNet, ReflectanceNet, ShapeNet, ViewpointNet
@@ -198,10 +199,26 @@ def read_weights(path: str | Path) -> tuple[CestConfig, dict[str, Tensor]]:
         raise WeightsError(f"{path} is not a safetensors weights file ({err})") from err
     if metadata.get("format") != FORMAT or "config" not in metadata:
         raise WeightsError(f"{path} holds no CEST model (metadata format {metadata.get('format')!r})")
+    bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise WeightsError(f"{path}: tensor {bad} holds NaN or infinite values (a diverged or damaged "
+                           f"training); these weights cannot reconstruct a face")
+    return _stored_config(path, metadata["config"]), tensors
+
+
+def _stored_config(path: Path, text: str) -> CestConfig:
+    """The model config in a weights file's metadata, checked key by key (type and range)."""
     try:
-        return CestConfig.from_dict(json.loads(metadata["config"])), tensors
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise TypeError(f"a mapping was expected, got {type(values).__name__}")
+        config = CestConfig.from_dict(values)
     except (ValueError, TypeError) as err:
         raise WeightsError(f"{path}: unreadable model config ({err})") from err
+    problem = config_problem(config, "model.")
+    if problem:
+        raise WeightsError(f"{path}: bad model config in the metadata: {problem}")
+    return config
 
 
 def config_mismatch(expected: CestConfig, stored: CestConfig) -> str:

@@ -221,15 +221,22 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
 
 
 def _tiles(shape: tuple[int, ...], n: int) -> list[tuple[int, int, int]]:
-    """Square tiles (x, y, side) of side 2L/(n+1), overlapping by half, covering the image."""
+    """Square tiles (x, y, side) of side 2L/(n+1), overlapping by half, covering the image.
+    Tiles never exceed the short side: a panorama is cut into squares of its height, so a face
+    that fills the height is found however long the image."""
     h, w = shape[:2]
-    side = max(1, round(2 * max(h, w) / (n + 1))) if n > 1 else max(h, w)
+    side = max(1, min(round(2 * max(h, w) / (n + 1)), min(h, w))) if n > 1 else max(h, w)
 
     def starts(dim: int) -> np.ndarray:
         count = max(1, math.ceil(2 * (dim - side) / side - 0.01) + 1)
         return np.linspace(0, max(dim - side, 0), count).round()
 
     return [(int(x), int(y), side) for y in starts(h) for x in starts(w)]
+
+
+def _known(box: np.ndarray, faces: list[Face]) -> bool:
+    """Whether ``box`` overlaps a face found already (a coarser tile level found it)."""
+    return bool(faces) and float(_iou(np.asarray(box, np.float32), np.stack([f.box for f in faces])).max()) > _NMS_IOU
 
 
 def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:
@@ -335,13 +342,14 @@ class MediaPipeDetector:
         threads: int | None = None,
         max_side: int = MAX_SIDE,
         model_dir: Path | None = None,
-        tile_levels: int = 3,
+        tile_levels: int = 5,
+        thorough_levels: int = 9,
         refiner: bool | Path = True,
     ):
         model_dir = Path(model_dir or resources_root() / "detect")
         threads = threads or min(4, os.cpu_count() or 1)
         self.min_score, self.refine = min_score, refine
-        self.max_side, self.tile_levels = max_side, tile_levels
+        self.max_side, self.tile_levels, self.thorough_levels = max_side, tile_levels, thorough_levels
         self._det = _load_interpreter(model_dir / "face_detection_short_range.tflite", threads)
         self._mesh = _load_interpreter(model_dir / "face_landmark.tflite", threads)
         self._det_out = _outputs_by_size(self._det)
@@ -349,20 +357,27 @@ class MediaPipeDetector:
         self._anchors = blazeface_anchors()
         self._refiner = _load_refiner(model_dir, refiner)
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return _run(image, self._find, self.max_side)
+    def detect(self, image: np.ndarray, thorough: bool = False) -> list[Face]:
+        """Faces, largest first. ``thorough`` (every face of a group photo): search every tile
+        level, down to faces of about 1/20 of the long side, instead of stopping at the first
+        level that finds one."""
+        return _run(image, lambda rgb: self._find(rgb, thorough), self.max_side)
 
-    def _find(self, rgb: np.ndarray) -> list[Face]:
-        """Whole image first, then finer tiles until the mesh confirms a face (the
-        short-range detector misses faces under about 1/5 of the frame)."""
-        for level in range(1, self.tile_levels + 1):
+    def _find(self, rgb: np.ndarray, thorough: bool = False) -> list[Face]:
+        """Whole image first, then finer tiles (the short-range detector misses faces under about
+        1/5 of what it sees): until the mesh confirms a face, or with ``thorough`` through every
+        level, keeping the faces each finer level adds."""
+        found: list[Face] = []
+        for level in range(1, (self.thorough_levels if thorough else self.tile_levels) + 1):
+            boxes = [b for b in self.detect_boxes(rgb, level) if not _known(b[0], found)]
             faces = [
                 self.landmarks_in_roi(rgb, _roi_from_box(box, _eye_angle(kp[0], kp[1])), box, score)
-                for box, kp, score in self.detect_boxes(rgb, level)
+                for box, kp, score in boxes
             ]
-            if faces := [f for f in faces if f is not None]:
-                return faces
-        return []
+            found += [f for f in faces if f is not None and not _known(f.box, found)]
+            if found and not thorough:
+                return found
+        return found
 
     def detect_boxes(self, rgb: np.ndarray, level: int = 1) -> list[tuple[np.ndarray, np.ndarray, float]]:
         """BlazeFace on overlapping tiles (level 1: the whole image; n: tiles of 2/(n+1) of it).

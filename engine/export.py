@@ -13,6 +13,7 @@ from PIL import Image
 from trimesh.exchange.obj import export_obj
 
 from engine import atomic
+from engine.errors import CestError
 
 MESH_FORMATS = ("obj", "ply", "glb")
 
@@ -90,6 +91,15 @@ def write_png(image: np.ndarray, path: str | Path) -> Path:
     return Path(path)
 
 
+def to_json(data, **options) -> str:
+    """JSON text; values that are not numbers (NaN, infinity) are an error, never written."""
+    try:
+        return json.dumps(data, allow_nan=False, **options)
+    except ValueError as err:
+        raise CestError(f"the result holds values that are not numbers (NaN or infinity) and was not "
+                        f"written ({err})") from err
+
+
 def write_json(data, path: str | Path) -> Path:
-    atomic.write_text(path, json.dumps(data, indent=2))
+    atomic.write_text(path, to_json(data, indent=2))
     return Path(path)

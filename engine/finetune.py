@@ -32,7 +32,7 @@ def finetune_config(video: str | Path, from_weights: str | Path | None, steps: i
                     config: str | Path | None = None) -> TrainConfig:
     """The fine-tuning recipe for ``video``, with the model config of ``from_weights``."""
     overrides: dict = {"data": {"videos": [str(video)]}}
-    if steps:
+    if steps is not None:
         overrides["optim"] = {"steps": steps}
     if from_weights:
         model_config, _ = read_weights(from_weights)
@@ -44,7 +44,7 @@ def finetune_config(video: str | Path, from_weights: str | Path | None, steps: i
 
 def finetune(video: str | Path, from_weights: str | Path | None, out_dir: str | Path, steps: int | None = None,
              config: str | Path | None = None, progress_callback=None, stop_event=None,
-             resume: bool = False) -> Path:
+             resume: bool = False, overwrite: bool = False) -> Path:
     """Fine-tune ``from_weights`` (default: the shipped weights) on one video -> the new weights' path."""
     if from_weights is None:
         from engine.infer import default_weights
@@ -56,7 +56,7 @@ def finetune(video: str | Path, from_weights: str | Path | None, out_dir: str | 
         raise TrainingError(f"no video at {video}")
     cfg = finetune_config(video, from_weights, steps, config)
     return train(cfg, out_dir, progress_callback, stop_event, resume=resume,
-                 init_weights=None if resume else from_weights)
+                 init_weights=None if resume else from_weights, overwrite=overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
     parser.add_argument("--config", default=None, help="a fine-tuning recipe (YAML) instead of the built-in one")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
     args = parser.parse_args(argv)
     try:
-        weights = finetune(args.video, args.weights, args.out, args.steps, args.config, resume=args.resume)
+        weights = finetune(args.video, args.weights, args.out, args.steps, args.config, resume=args.resume,
+                           overwrite=args.overwrite)
     except CestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

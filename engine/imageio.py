@@ -37,6 +37,8 @@ def load_image(path: str | Path, max_side: int = WORKING_SIDE) -> np.ndarray:
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image")
+    if not path.is_file():  # a pipe or device: opening it could block for ever
+        raise ImageReadError(f"{path}: not a regular file (a pipe, socket or device)")
     try:
         with Image.open(path) as img:
             img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced size directly

@@ -111,9 +111,11 @@ class Reconstructor:
         source = str(image) if isinstance(image, (str, Path)) else ""
         if source:
             image = load_image(image)
-        faces = self.detector.detect(image)
+        thorough = all_faces and hasattr(self.detector, "thorough_levels")  # search finer for small faces
+        faces = self.detector.detect(image, thorough=True) if thorough else self.detector.detect(image)
         if not faces:
-            raise NoFaceError(f"{source or 'image'}: no face found")
+            raise NoFaceError(f"{source or 'image'}: no face found (it may be too small: faces under "
+                              f"about 1/15 of the image's long side can be missed)")
         recons = [self.reconstruct_face(image, face, source) for face in (faces if all_faces else faces[:1])]
         return recons if all_faces else recons[0]
 

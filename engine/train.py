@@ -1,16 +1,18 @@
 """Self-supervised CEST training: one process or torchrun DDP, atomic checkpoints, exact resume.
 
-    python -m engine.train CONFIG.yaml [--out DIR] [--resume]
+    python -m engine.train CONFIG.yaml [--out DIR] [--resume | --overwrite]
     torchrun --nproc_per_node=N -m engine.train CONFIG.yaml
 
 The run folder holds: checkpoint.pt (model, optimizer, step, RNG states), weights.safetensors
 (the model at the last checkpoint; CestModel.load reads it), config.yaml, status.json (what the
-app polls), tb/ (TensorBoard) and samples/ (reconstruction grids).
+app polls), tb/ (TensorBoard) and samples/ (reconstruction grids). A folder holding a run is
+never overwritten unless asked (--overwrite), and is locked while a run is live (engine.runlock).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
 import json
@@ -20,7 +22,7 @@ import random
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -32,96 +34,18 @@ import yaml
 
 from engine.atomic import atomic_path, remove_leftovers, write_text
 from engine.cest import CestConfig, CestModel, config_mismatch
-from engine.data.mixture import DataConfig, TrainingData
+from engine.data.mixture import TrainingData
 from engine.errors import CestError
 from engine.facemodel import FaceModel
-from engine.losses import LossWeights, cest_losses, swap_partners
+from engine.losses import cest_losses, swap_partners
 from engine.render import Renderer, shade
+from engine.runlock import RunLock, check_folder, clear_run
+from engine.train_config import (  # noqa: F401 - re-exported: the config lives in engine.train_config
+    LogConfig, OptimConfig, TrainConfig, TrainingError, load_config, merge_dicts, parse_overrides)
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.safetensors"
 STATUS = "status.json"
-
-
-class TrainingError(CestError, RuntimeError):
-    """Training cannot go on (full disk, bad config, no data); the message says what to do."""
-
-
-# ------------------------------------------------------------------------------------- config
-
-
-@dataclass
-class OptimConfig:
-    steps: int = 3000
-    lr: float = 3e-4
-    lr_min_fraction: float = 0.1  # cosine decay to lr * this
-    warmup_steps: int = 50
-    warm_start_steps: int = 0  # synthetic-only batches first
-    grad_clip: float = 5.0
-    weight_decay: float = 0.0
-
-
-@dataclass
-class LogConfig:
-    every: int = 10
-    samples_every: int = 200
-    checkpoint_every: int = 200
-    samples: int = 6  # faces in a sample grid
-    progress_bar: bool = True
-
-
-@dataclass
-class TrainConfig:
-    seed: int = 0
-    threads: int = 1  # torch threads per process (more threads than free cores slow training down badly)
-    device: str = "cpu"
-    model: CestConfig = field(default_factory=CestConfig)
-    losses: LossWeights = field(default_factory=LossWeights)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        values = dict(values or {})
-        parts = {"model": CestConfig.from_dict, "losses": LossWeights.from_dict, "data": DataConfig.from_dict,
-                 "optim": lambda v: _plain(OptimConfig, v), "log": lambda v: _plain(LogConfig, v)}
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise TrainingError(f"unknown config keys: {sorted(unknown)}")
-        try:
-            built = {k: parts[k](values.pop(k) or {}) for k in list(values) if k in parts}
-            return cls(**values, **built)
-        except (TypeError, ValueError) as err:
-            raise TrainingError(f"bad training config: {err}") from err
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["model"] = self.model.to_dict()
-        return out
-
-
-def _plain(cls, values: dict):
-    unknown = set(values) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-    return cls(**values)
-
-
-def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
-    """A YAML training config, with optional nested overrides ({"optim": {"steps": 10}})."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"no config file at {path}")
-    values = yaml.safe_load(path.read_text()) or {}
-    return TrainConfig.from_dict(merge_dicts(values, overrides or {}))
-
-
-def merge_dicts(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = merge_dicts(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -264,8 +188,14 @@ class Trainer:
     def _prepare_data(self) -> TrainingData:
         """Rank 0 prepares (decodes, detects, renders) and caches; the other ranks then read the cache."""
         cfg = self.config
-        build = lambda: TrainingData(cfg.data, cfg.model.image_size, cfg.model.texture_size,  # noqa: E731
-                                     cfg.seed, self.face_model)
+
+        def build() -> TrainingData:
+            try:
+                return TrainingData(cfg.data, cfg.model.image_size, cfg.model.texture_size, cfg.seed,
+                                    self.face_model)
+            except ValueError as err:  # no usable data (a video with no face, say): one clear line
+                raise TrainingError(str(err)) from err
+
         if self.dist.world == 1:
             return build()
         data = build() if self.dist.main else None
@@ -300,13 +230,33 @@ class Trainer:
         return terms
 
     def run(self, progress_callback: Callable[[dict], None] | None = None,
-            stop_event: threading.Event | None = None, resume: bool = False) -> Path:
-        cfg, main = self.config, self.dist.main
-        if main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_text(self.out / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+            stop_event: threading.Event | None = None, resume: bool = False, overwrite: bool = False) -> Path:
+        """Train to ``optim.steps``. The run folder is locked meanwhile; one that holds a run is
+        refused unless ``resume`` (continue it) or ``overwrite`` (replace it) is given."""
+        lock = RunLock(self.out) if self.dist.main else None
+        if lock:
+            lock.acquire()
+        try:
+            self._open_run(resume, overwrite)
+            return self._loop(progress_callback, stop_event)
+        finally:
+            if lock:
+                lock.release()
+
+    def _open_run(self, resume: bool, overwrite: bool) -> None:
+        """Check the folder, restore a resumed run, and only then write the run's config.yaml
+        (a refused resume changes nothing in the folder)."""
+        if self.dist.main:
+            check_folder(self.out, resume, overwrite)
+            if overwrite and not resume:
+                clear_run(self.out)
         if resume:
             self.step = self._resume()
+        if self.dist.main:
+            write_text(self.out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+
+    def _loop(self, progress_callback, stop_event) -> Path:
+        cfg, main = self.config, self.dist.main
         logger = _Logger(self.out, cfg, main, self.step, progress_callback)
         sample_batch = self.data.sample_batch() if main else None
         stopped = False
@@ -438,33 +388,21 @@ class _Logger:
 
 
 def train(config: TrainConfig | str | Path, out_dir: str | Path, progress_callback=None, stop_event=None,
-          resume: bool = False, init_weights: str | Path | None = None) -> Path:
-    """Train a CEST model; returns the path of the weights (safetensors) written to ``out_dir``."""
+          resume: bool = False, init_weights: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Train a CEST model; returns the path of the weights (safetensors) written to ``out_dir``.
+    A folder that holds a run is refused unless ``resume`` or ``overwrite`` (see engine.runlock)."""
     if not isinstance(config, TrainConfig):
         config = load_config(config)
-    trainer = Trainer(config, out_dir, init_weights)
-    try:
-        return trainer.run(progress_callback, stop_event, resume)
-    finally:
-        if trainer.dist.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """["model.conditional=false", ...] -> {"model": {"conditional": False}} (values parsed as YAML)."""
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise TrainingError(f"--set wants KEY=VALUE, got {item!r}")
-        nested: dict = {}
-        node = nested
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-        out = merge_dicts(out, nested)
-    return out
+    main = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(out_dir) if main else contextlib.nullcontext():
+        if main:
+            check_folder(out_dir, resume, overwrite)  # before preparing the data: refuse at once
+        trainer = Trainer(config, out_dir, init_weights)
+        try:
+            return trainer.run(progress_callback, stop_event, resume, overwrite)
+        finally:
+            if trainer.dist.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -472,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="training config (YAML), e.g. configs/default.yaml")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run the folder holds (without it such a folder is refused)")
     parser.add_argument("--init", default=None, help="start from these weights (safetensors)")
     parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -479,11 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
-        if args.steps:
+        if args.steps is not None:
             overrides = merge_dicts(overrides, {"optim": {"steps": args.steps}})
         config = load_config(args.config, overrides)
         out = args.out or str(Path("runs") / Path(args.config).stem)
-        weights = train(config, out, resume=args.resume, init_weights=args.init)
+        weights = train(config, out, resume=args.resume, init_weights=args.init, overwrite=args.overwrite)
     except CestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

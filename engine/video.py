@@ -3,13 +3,14 @@
 Frames are processed as they decode, so an interrupted run keeps every frame written so far.
 While the face stays in view, identity and albedo are running (visibility-weighted) means over
 the frames seen so far — the consistency across frames that CEST trains with — and viewpoint is
-smoothed over time; a lost face ends the track and the next one starts afresh.
+smoothed over time; a lost face, a cut to another shot or a face of another shape ends the track
+and the next one starts afresh (frames.jsonl numbers the tracks).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,13 @@ from tqdm import tqdm
 from engine import export
 from engine.atomic import atomic_path
 from engine.crop import CropSmoother, crop_params_from_landmarks
+from engine.detect import NoFaceError
+from engine.export import to_json
 from engine.infer import Reconstruction, Reconstructor, to_uint8
 from engine.outputs import params_record
 from engine.params import FaceParams
+from engine.shots import IDENTITY_JUMP_CM, MIN_TRACK_FRAMES, CutDetector, shape_distance
+from engine.staging import commit, discard, new_stage, remove_stale_stages, target_error
 from engine.videoio import VideoWriter, iter_frames, probe
 
 log = logging.getLogger("cest")
@@ -40,9 +45,20 @@ class Track:
     albedo_weight: torch.Tensor | None = None
     previous: FaceParams | None = None
     smoother: CropSmoother = field(default_factory=CropSmoother)
+    number: int = 0  # 0 for the first person tracked, 1 for the next...
 
     def reset(self) -> None:
+        """End the track; the next face starts a new one (with the next number)."""
+        number = self.number + (self.weight_sum > 0)
         self.__init__()
+        self.number = number
+
+    def someone_else(self, face_model, params: FaceParams) -> bool:
+        """Whether ``params``' shape is too far from the track's to be the same person."""
+        if self.weight_sum < MIN_TRACK_FRAMES:
+            return False
+        mean = self.identity_sum / self.weight_sum
+        return shape_distance(face_model, params.identity, mean) > IDENTITY_JUMP_CM
 
     def update(self, params: FaceParams, visibility: torch.Tensor | None) -> FaceParams:
         """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint."""
@@ -69,79 +85,124 @@ class Track:
 
 def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: str | Path,
                       meshes: bool = False, progress=None, stop=None) -> dict:
-    """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the person),
-    and with ``meshes`` one PLY per frame. ``progress(done, total)`` and ``stop()`` let a caller
-    (the app) follow and cancel. Returns a summary dict."""
+    """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the last person),
+    summary.json and with ``meshes`` one PLY per frame. ``progress(done, total)`` and ``stop()`` let
+    a caller (the app) follow and cancel. Returns a summary dict (``folder``: where it was written).
+
+    Everything is written into a hidden folder beside ``out_dir`` and moved in when complete, so a
+    previous result stays whole until the new one is; an interrupted re-run keeps its frames in
+    ``OUT.partial`` instead (see place_result). A video with no face at all raises NoFaceError."""
     path, out_dir = Path(path), Path(out_dir)
     info = probe(path)
-    made_dir = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    track, last, stats = Track(), None, {"frames": 0, "faces": 0, "interrupted": False}
-    problems: list[str] = []
-    started = time.perf_counter()
-    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False)
+    remove_stale_stages(out_dir)  # hidden folders of runs killed outright
+    stage = new_stage(out_dir)
     try:
-        # Both files are written beside their final names and renamed when complete (Ctrl-C included),
-        # so a crash or an error never leaves half a file where a previous run's stood.
-        with VideoWriter(out_dir / "reconstruction.mp4", info.fps) as writer, \
-                atomic_path(out_dir / "frames.jsonl") as lines_path, open(lines_path, "w") as lines:
-            try:
-                for index, seconds, frame in iter_frames(path, problems):
-                    if stop is not None and stop():
-                        stats["interrupted"] = True
-                        break
-                    recon = _frame(reconstructor, track, frame, seconds)
-                    last = recon or last
-                    stats["frames"] += 1
-                    stats["faces"] += recon is not None
-                    lines.write(json.dumps(_frame_record(recon, index, path, seconds)) + "\n")
-                    writer.write(_side_by_side(reconstructor, recon, frame))
-                    if meshes and recon is not None:
-                        export.write_ply(reconstructor.mesh(recon.params),
-                                         out_dir / "meshes" / f"frame_{index:06d}.ply")
-                    bar.update()
-                    if progress is not None:
-                        progress(index + 1, info.frames)
-            except KeyboardInterrupt:
-                stats["interrupted"] = True
-                log.warning("interrupted: kept the %d frames written to %s", stats["frames"], out_dir)
-            lines.flush()
+        stats = _reconstruct_into(reconstructor, path, info, stage, meshes, progress, stop)
+    except OSError as err:
+        discard(stage)
+        raise target_error(err, stage, out_dir) from err
     except BaseException:
-        if made_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # nothing came of it: leave no empty folder behind
+        discard(stage)
         raise
-    finally:
-        bar.close()
-    if last is not None:
-        export.write_obj(reconstructor.mesh(last.params), out_dir / "face.obj")
-    stats["seconds"] = round(time.perf_counter() - started, 2)
-    stats["fps"] = round(stats["frames"] / max(stats["seconds"], 1e-6), 2)
-    if problems:
-        stats["damaged"] = problems[0]
-    export.write_json(stats, out_dir / "summary.json")
+    stats["folder"] = str(place_result(stage, out_dir, stats))
     if stats["interrupted"] and stop is None:
         raise KeyboardInterrupt
     return stats
 
 
-def _frame(reconstructor: Reconstructor, track: Track, frame: np.ndarray, seconds: float) -> Reconstruction | None:
+def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop) -> dict:
+    track, cuts, last = Track(), CutDetector(), None
+    stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
+    problems: list[str] = []
+    started = time.perf_counter()
+    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False)
+    try:
+        # Both files are written beside their final names and renamed when complete (Ctrl-C included).
+        with VideoWriter(folder / "reconstruction.mp4", info.fps) as writer, \
+                atomic_path(folder / "frames.jsonl") as lines_path, open(lines_path, "w") as lines:
+            try:
+                for index, seconds, frame in iter_frames(path, problems):
+                    if stop is not None and stop():
+                        stats["interrupted"] = True
+                        break
+                    recon = _frame(reconstructor, track, cuts, frame, seconds)
+                    last = recon or last
+                    stats["frames"] += 1
+                    stats["faces"] += recon is not None
+                    stats["tracks"] = track.number + 1 if last is not None else 0
+                    lines.write(to_json(_frame_record(recon, index, path, seconds, track.number)) + "\n")
+                    writer.write(_side_by_side(reconstructor, recon, frame))
+                    if meshes and recon is not None:
+                        export.write_ply(reconstructor.mesh(recon.params),
+                                         folder / "meshes" / f"frame_{index:06d}.ply")
+                    bar.update()
+                    if progress is not None:
+                        progress(index + 1, info.frames)
+            except KeyboardInterrupt:
+                stats["interrupted"] = True
+            lines.flush()
+    finally:
+        bar.close()
+    if last is None and not stats["interrupted"]:
+        raise NoFaceError(f"{path}: no face found in any of its {stats['frames']} frames "
+                          f"(a face smaller than about 1/20 of the frame may be too small to find)")
+    if last is not None:
+        export.write_obj(reconstructor.mesh(last.params), folder / "face.obj")
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+    stats["fps"] = round(stats["frames"] / max(stats["seconds"], 1e-6), 2)
+    if problems:
+        stats["damaged"] = problems[0]
+    export.write_json(stats, folder / "summary.json")
+    return stats
+
+
+def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
+    """Move a finished stage into ``out_dir``. An interrupted run goes there too unless ``out_dir``
+    holds a previous result: then that stays and the partial one goes to ``OUT.partial``."""
+    if stats["interrupted"] and (out_dir / "frames.jsonl").exists():
+        partial = out_dir.with_name(out_dir.name + ".partial")
+        if partial.exists():
+            discard(partial)
+        os.rename(stage, partial)
+        log.warning("interrupted: kept the %d frames written in %s; the previous complete result in %s "
+                    "is untouched", stats["frames"], partial, out_dir)
+        return partial
+    commit(stage, out_dir)
+    if stats["interrupted"]:
+        log.warning("interrupted: kept the %d frames written to %s", stats["frames"], out_dir)
+    return out_dir
+
+
+def _frame(reconstructor: Reconstructor, track: Track, cuts: CutDetector, frame: np.ndarray,
+           seconds: float) -> Reconstruction | None:
     faces = reconstructor.detector.detect(frame)
+    cut = cuts(frame)
     if not faces:
         track.reset()
         return None
-    box = track.smoother.update(crop_params_from_landmarks(faces[0].landmarks), seconds)
-    recon = reconstructor.reconstruct_face(frame, faces[0], crop_box=box)
-    visibility = recon.extras.get("visibility")
-    recon.params = track.update(recon.params, visibility)
+    if cut:
+        track.reset()  # another shot: maybe another person
+    recon = _estimate(reconstructor, track, frame, faces[0], seconds)
+    if track.someone_else(reconstructor.model, recon.params):
+        track.reset()  # the shape is another person's: start their own means (and crop smoothing)
+        recon = _estimate(reconstructor, track, frame, faces[0], seconds)
+    recon.params = track.update(recon.params, recon.extras.get("visibility"))
     return recon
 
 
+def _estimate(reconstructor: Reconstructor, track: Track, frame: np.ndarray, face, seconds: float):
+    box = track.smoother.update(crop_params_from_landmarks(face.landmarks), seconds)
+    return reconstructor.reconstruct_face(frame, face, crop_box=box)
+
+
 def _frame_record(recon: Reconstruction | None, index: int, path: Path,
-                  seconds: float | None = None) -> dict:
+                  seconds: float | None = None, track: int | None = None) -> dict:
     if recon is None:
         record = {"frame": index, "face": False}
     else:
         record = {**params_record(recon, frame=index), "face": True, "source": str(path)}
+        if track is not None:
+            record["track"] = track  # one number per person in view: it changes when the person does
     if seconds is not None:
         record["time_s"] = round(float(seconds), 6)  # the frame's own timestamp (variable frame rates)
     return record

@@ -26,13 +26,19 @@ class VideoInfo:
     width: int
     height: int
     rotation: int  # degrees counter-clockwise the frames must be turned to stand upright
+    timing_ok: bool = True  # False: the file's frame rate metadata is unusable (0 fps, say)
 
 
-def _open(path: Path):
+MIN_FPS, MAX_FPS = 1.0, 1000.0  # frame rates outside these are broken metadata
+
+
+def _open(path: Path, options: dict | None = None):
     if not path.exists():
         raise VideoReadError(f"{path}: no such file")
+    if not path.is_file():  # a folder, pipe or device: opening it could block for ever
+        raise VideoReadError(f"{path}: not a regular file")
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), options=options or {})
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise VideoReadError(f"{path}: not a readable video ({exc})") from exc
     if not container.streams.video:
@@ -45,10 +51,29 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        fps, timing_ok = _frame_rate(stream, container, path)
         frames = stream.frames or int(round(float(container.duration or 0) / 1e6 * fps))
         rotation = _stream_rotation(stream)
-        return VideoInfo(path, fps, frames, stream.codec_context.width, stream.codec_context.height, rotation)
+        return VideoInfo(path, fps, frames, stream.codec_context.width, stream.codec_context.height, rotation,
+                         timing_ok)
+
+
+def _plausible(rate) -> bool:
+    return rate is not None and MIN_FPS <= float(rate) <= MAX_FPS
+
+
+def _frame_rate(stream, container, path: Path) -> tuple[float, bool]:
+    """(frames per second, whether the metadata's rate was usable). A broken rate (0 fps) is warned
+    about and replaced by frames / duration, else 25."""
+    rate = stream.average_rate or stream.guessed_rate
+    if _plausible(rate):
+        return float(rate), True
+    seconds = float(container.duration or 0) / 1e6
+    fps = stream.frames / seconds if stream.frames and seconds else 0.0
+    fps = fps if _plausible(fps) else 25.0
+    log.warning("%s: the frame rate in its metadata (%s fps) is unusable; decoding every frame at %.3g fps",
+                path, f"{float(rate):.3g}" if rate else 0, fps)
+    return fps, False
 
 
 def _stream_rotation(stream) -> int:
@@ -83,14 +108,15 @@ def iter_frames(path: str | Path,
     path = Path(path)
     info = probe(path)
     decoded, notes = 0, []
-    with _open(path) as container:
+    # With broken timing metadata FFmpeg's edit-list handling drops most frames: ignore the edit list.
+    with _open(path, None if info.timing_ok else {"ignore_editlist": "1"}) as container:
         stream = container.streams.video[0]
         # Slice threads, not frame threads: a frame-threaded decoder drops the frames in flight when
         # it meets a damaged packet, and decoding costs little beside reconstructing a frame.
         stream.thread_type = "SLICE"
         for frame in _decode(container, stream, path, notes):
             image = _upright(frame, frame.to_ndarray(format="rgb24"), info.rotation)
-            time = float(frame.time) if frame.time is not None else decoded / info.fps
+            time = float(frame.time) if frame.time is not None and info.timing_ok else decoded / info.fps
             yield decoded, time, image
             decoded += 1
     if decoded == 0:

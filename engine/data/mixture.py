@@ -76,7 +76,8 @@ class TrainingData:
     def __init__(self, config: DataConfig, image_size: int, texture_size: int, seed: int = 0,
                  face_model: FaceModel | None = None, detector=None):
         self.config, self.seed = config, seed
-        self.real = self._real_sources(config, image_size, detector)
+        skipped: list[str] = []
+        self.real = self._real_sources(config, image_size, detector, skipped)
         self.synthetic = None
         if config.synthetic_clips:
             synth = SyntheticConfig(**{**config.synthetic, "image_size": image_size,
@@ -87,11 +88,12 @@ class TrainingData:
             else:
                 self.synthetic = SyntheticFaces(synth, config.synthetic_clips, seed, "train", face_model)
         if not self.real and self.synthetic is None:
-            raise ValueError("no training data: give videos, image folders or synthetic clips")
+            why = f" (skipped {'; '.join(skipped)})" if skipped else ""
+            raise ValueError(f"no training data: give videos, image folders or synthetic clips{why}")
         self._memo: dict[int, dict] = {}
 
     @staticmethod
-    def _real_sources(config: DataConfig, image_size: int, detector) -> list:
+    def _real_sources(config: DataConfig, image_size: int, detector, skipped: list[str]) -> list:
         from engine.data.video import VideoConfig
 
         video_config = VideoConfig(image_size, config.frame_step, config.max_frames, detector=config.detector,
@@ -101,7 +103,7 @@ class TrainingData:
         if videos:
             from engine.data.video import VideoClips, load_videos
 
-            tracks = load_videos(videos, video_config, detector)
+            tracks = load_videos(videos, video_config, detector, skipped)
             if tracks:
                 sources.append(VideoClips(tracks, config.frames_per_clip, config.max_gap))
         if config.image_folders:

@@ -123,8 +123,10 @@ def _is_cut(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool
     return float(np.abs(current - previous).mean(0).max()) > threshold * max(extent, 1.0)
 
 
-def load_videos(paths: list[str | Path], config: VideoConfig | None = None, detector=None) -> list[VideoTrack]:
-    """Prepare every video; skip (with a warning naming the file) those that cannot be read."""
+def load_videos(paths: list[str | Path], config: VideoConfig | None = None, detector=None,
+                problems: list[str] | None = None) -> list[VideoTrack]:
+    """Prepare every video; skip (with a warning naming the file, also appended to ``problems``)
+    those that cannot be read or show no face."""
     config = config or VideoConfig()
     tracks = []
     for path in paths:
@@ -135,6 +137,8 @@ def load_videos(paths: list[str | Path], config: VideoConfig | None = None, dete
         except (VideoReadError, OSError) as err:
             message = str(err) if str(path) in str(err) else f"{path}: {err}"
             warnings.warn(f"skipping video {message}", stacklevel=2)
+            if problems is not None:
+                problems.append(message)
     return tracks
 
 
