@@ -24,6 +24,7 @@ from engine.camera import project, to_camera
 from engine.config_check import config_problem
 from engine.errors import WeightsError
 from engine.facemodel import FaceModel
+from engine.fit import LandmarkFit, fit_landmarks
 from engine.networks import IlluminationNet, ReflectanceNet, ShapeNet, ViewpointNet
 from engine.params import FaceParams
 from engine.sh import ambient_light
@@ -31,6 +32,7 @@ from engine.unwrap import unwrap_texture
 
 FORMAT = "cest-v1"
 EXPRESSION_BIAS = -3.0  # sigmoid(-3) ~ 0.05: an untrained shape net predicts a near-neutral face
+EXPRESSION_FLOOR = 0.0474  # sigmoid(EXPRESSION_BIAS): where a fitted 0 starts, as without the fit
 
 
 @dataclass
@@ -48,6 +50,10 @@ class CestConfig:
     translation_init: tuple[float, float] = (0.0, -0.109)
     detach_conditioning: bool = True  # no gradient from a later estimator into an earlier one
     occlusion: bool = True  # depth-test the unwrap's visibility
+    # Start viewpoint and shape from the landmark fit (engine/fit.py) of the frame's 68 detected
+    # points; f_v and f_s then estimate corrections to it. The fit is one more factor the chain
+    # conditions on; the unconditioned ablation gets it too.
+    fit_prior: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> "CestConfig":
@@ -107,21 +113,22 @@ class CestModel(nn.Module):
 
     # -------------------------------------------------------------------------------- forward
 
-    def forward(self, image: Tensor) -> FaceParams:
-        """(B, 3, S, S) crops in [0, 1] -> FaceParams."""
-        return self.estimate(image).params
+    def forward(self, image: Tensor, landmarks: Tensor | None = None) -> FaceParams:
+        """(B, 3, S, S) crops in [0, 1] (and (B, 68, 2) landmarks in crop NDC) -> FaceParams."""
+        return self.estimate(image, landmarks).params
 
-    def estimate(self, image: Tensor) -> CestOutput:
+    def estimate(self, image: Tensor, landmarks: Tensor | None = None) -> CestOutput:
         cfg = self.config
         if image.shape[-1] != cfg.image_size or image.shape[-2] != cfg.image_size:
             raise ValueError(f"expected {cfg.image_size}x{cfg.image_size} crops, got {tuple(image.shape[-2:])}")
         x = image * 2 - 1
-        rotation, translation, scale = self._viewpoint(x)
+        start = self._fit_start(landmarks, image.shape[0]) if cfg.fit_prior else None
+        rotation, translation, scale = self._viewpoint(x, start)
         aligned = None
         if cfg.conditional:
             cond = lambda t: t.detach() if cfg.detach_conditioning else t  # noqa: E731
             aligned = align_image(x, cond(translation), cond(scale), cond(rotation[:, 2]), cfg.scale_init)
-        identity, expression = self._shape(aligned if cfg.conditional else x)
+        identity, expression = self._shape(aligned if cfg.conditional else x, start)
         texture = visibility = None
         if cfg.conditional:
             verts = self.face_model.vertices(cond(identity), cond(expression))
@@ -137,16 +144,29 @@ class CestModel(nn.Module):
         params = FaceParams(rotation, translation, scale, identity, expression, albedo, light)
         return CestOutput(params, aligned, texture, visibility)
 
-    def _viewpoint(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _fit_start(self, landmarks: Tensor | None, batch: int) -> LandmarkFit:
+        if landmarks is None or landmarks.shape != (batch, 68, 2):
+            got = None if landmarks is None else tuple(landmarks.shape)
+            raise ValueError(f"these weights start from the landmark fit: give ({batch}, 68, 2) landmarks "
+                             f"in crop NDC, got {got}")
+        return fit_landmarks(self.face_model, landmarks.float())
+
+    def _viewpoint(self, x: Tensor, start: LandmarkFit | None) -> tuple[Tensor, Tensor, Tensor]:
         raw = self.viewpoint(x)
+        if start is not None:
+            return raw[:, :3] + start.rotation, raw[:, 3:5] + start.translation, start.scale * torch.exp(raw[:, 5:6])
         translation = raw[:, 3:5] + raw.new_tensor(self.config.translation_init)
         scale = self.config.scale_init * torch.exp(raw[:, 5:6])
         return raw[:, :3], translation, scale
 
-    def _shape(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _shape(self, x: Tensor, start: LandmarkFit | None) -> tuple[Tensor, Tensor]:
         raw = self.shape(x)
         n_id = self.config.n_identity
-        return raw[:, :n_id], torch.sigmoid(raw[:, n_id:] + EXPRESSION_BIAS)
+        identity, expression = raw[:, :n_id], raw[:, n_id:] + EXPRESSION_BIAS
+        if start is not None:
+            identity = identity + start.identity[:, :n_id]
+            expression = raw[:, n_id:] + torch.logit(start.expression.clamp(EXPRESSION_FLOOR, 1 - EXPRESSION_FLOOR))
+        return identity, torch.sigmoid(expression)
 
     # ---------------------------------------------------------------------------- save / load
 

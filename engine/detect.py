@@ -355,7 +355,10 @@ class MediaPipeDetector:
         self._det_out = _outputs_by_size(self._det)
         self._mesh_out = _outputs_by_size(self._mesh)
         self._anchors = blazeface_anchors()
+        self._refiner_path = _refiner_file(model_dir, refiner)
         self._refiner = _load_refiner(model_dir, refiner)
+        # what cached training landmarks depend on: the backend and, if any, the refiner's file
+        self.cache_key = self.name + (f"+refiner:{_file_digest(self._refiner_path)}" if self._refiner else "")
 
     def detect(self, image: np.ndarray, thorough: bool = False) -> list[Face]:
         """Faces, largest first. ``thorough`` (every face of a group photo): search every tile
@@ -433,11 +436,21 @@ class MediaPipeDetector:
 REFINER_FILE = "landmark_refiner.npz"
 
 
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def _refiner_file(model_dir: Path, refiner: bool | Path) -> Path:
+    return Path(refiner) if not isinstance(refiner, bool) else model_dir / REFINER_FILE
+
+
 def _load_refiner(model_dir: Path, refiner: bool | Path):
     """The learned 468 -> 68 map and cascade (engine.landmark_refine), or None for the index table."""
     if refiner is False:
         return None
-    path = Path(refiner) if not isinstance(refiner, bool) else model_dir / REFINER_FILE
+    path = _refiner_file(model_dir, refiner)
     if not path.is_file():
         if refiner is True:
             return None  # an older resources folder: the index table still works

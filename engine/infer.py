@@ -139,7 +139,8 @@ class Reconstructor:
         crops = crops.to(self.device)
         if self.method == "cest":
             size = self.network.config.image_size
-            params = self.network(F.interpolate(crops, size=(size, size), mode="area"))
+            landmarks = pixels_to_ndc(landmarks_px.to(self.device), crops.shape[-1])
+            params = self.network(F.interpolate(crops, size=(size, size), mode="area"), landmarks)
             if not self.detail:
                 return params, {}
             params, visibility = add_image_detail(params, crops, self.model, TEXTURE_SIZE)

@@ -216,7 +216,7 @@ class Trainer:
         batch = {k: v.to(self.device) for k, v in batch.items()}
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(step, cfg.optim)
-        params = self.net(batch["image"])
+        params = self.net(batch["image"], batch["landmarks"])
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + self.dist.rank)
         partner = swap_partners(batch["clip_id"].cpu(), gen).to(self.device)
         result = cest_losses(params, batch, self.face_model, self.renderer, cfg.losses, partner)
@@ -299,7 +299,7 @@ class Trainer:
         n = min(self.config.log.samples, batch["image"].shape[0])
         image = batch["image"][:n].to(self.device)
         self.model.eval()
-        params = self.model(image)
+        params = self.model(image, batch["landmarks"][:n].to(self.device))
         self.model.train()
         _, cam, ndc = params.geometry(self.face_model)
         size = image.shape[-1]

@@ -35,7 +35,7 @@ def prepare_folder(folder: str | Path, config: VideoConfig | None = None, detect
         raise ImageReadError(f"{folder}: no images")
     detector = detector or create_detector(config.detector)
     key = "|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}" for p in files)
-    key += f"|{config.image_size}|{getattr(detector, 'name', '')}"
+    key += f"|{config.image_size}|{getattr(detector, 'cache_key', getattr(detector, 'name', ''))}"
     cached = cache_dir(config) / f"images-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:
@@ -90,5 +90,31 @@ class ImageStills(torch.utils.data.Dataset):
         return {
             "image": torch.from_numpy(np.ascontiguousarray(track.crops[i : i + 1])).permute(0, 3, 1, 2),
             "landmarks": torch.from_numpy(track.landmarks[i : i + 1]),
+            "source": track.source,
+        }
+
+
+class PersonClips(torch.utils.data.Dataset):
+    """Clips of ``frames`` photos of one person (one folder per person): like a video clip, the
+    same shape and reflectance under another light, pose and age, for the reflectance swap."""
+
+    def __init__(self, tracks: list[VideoTrack], frames: int = 4):
+        self.tracks = [t for t in tracks if len(t) >= 2]
+        self.frames = frames
+        if not self.tracks:
+            raise ValueError("no person folder with two or more photos with a face to train on")
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.sample(index, np.random.default_rng(index))
+
+    def sample(self, index: int, rng: np.random.Generator) -> dict:
+        track = self.tracks[index]
+        pick = rng.choice(len(track), self.frames, replace=len(track) < self.frames)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(track.crops[pick])).permute(0, 3, 1, 2),
+            "landmarks": torch.from_numpy(track.landmarks[pick]),
             "source": track.source,
         }

@@ -28,6 +28,8 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 class DataConfig:
     videos: list[str] = field(default_factory=list)  # files, folders or glob patterns
     image_folders: list[str] = field(default_factory=list)
+    # folders (or glob patterns of folders) of photos, one person per folder: clips of several photos
+    person_folders: list[str] = field(default_factory=list)
     clips_per_batch: int = 4
     frames_per_clip: int = 4
     max_gap: int = 4  # frames between the picked frames of a video clip: 1..max_gap
@@ -70,6 +72,29 @@ def expand_videos(patterns: list[str]) -> list[Path]:
     return found
 
 
+def expand_folders(patterns: list[str]) -> list[Path]:
+    """Folders named directly or matched by glob patterns, sorted."""
+    found: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser())) if Path(p).is_dir())
+        if not matches:
+            log.warning("no folders match %s", pattern)
+        found += matches
+    return found
+
+
+def _person(folder: Path, video_config, detector, skipped: list[str]):
+    from engine.data.images import prepare_folder
+    from engine.data.video import VideoTrack
+
+    try:
+        return prepare_folder(folder, video_config, detector)
+    except (OSError, ValueError) as err:  # a folder without usable photos: say so, go on
+        skipped.append(f"{folder}: {err}")
+        return VideoTrack(str(folder), np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 68, 2), np.float32),
+                          np.zeros(0, np.int32))
+
+
 class TrainingData:
     """Real and synthetic clips of one run; ``batch(step, rank)`` gives a collated batch."""
 
@@ -110,6 +135,12 @@ class TrainingData:
             from engine.data.images import ImageStills, prepare_folder
 
             sources.append(ImageStills([prepare_folder(f, video_config, detector) for f in config.image_folders]))
+        if config.person_folders:
+            from engine.data.images import PersonClips, prepare_folder
+
+            folders = expand_folders(config.person_folders)
+            sources.append(PersonClips([_person(f, video_config, detector, skipped) for f in folders],
+                                       config.frames_per_clip))
         return sources
 
     @property

@@ -70,7 +70,7 @@ def prepare_video(path: str | Path, config: VideoConfig | None = None, detector=
     if not path.is_file():
         raise VideoReadError(f"{path}: no such file")
     detector = detector or create_detector(config.detector)
-    cached = cache_path(path, config, getattr(detector, "name", type(detector).__name__))
+    cached = cache_path(path, config, getattr(detector, "cache_key", getattr(detector, "name", type(detector).__name__)))
     if cached.exists():
         try:
             with np.load(cached, allow_pickle=False) as data:
