@@ -134,8 +134,9 @@ def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
         dialog.accept()  # the OK button's path: accepted -> MainWindow.export_to(dialog.options())
     files = {p.split("/")[-1] for p in done.args[0]}
     out = tmp_path / "out"
-    for name in ("astro.obj", "astro.mtl", "astro.ply", "astro.glb", "astro_3d_view.png", "astro_render.png",
-                 "astro_albedo.png", "astro_shading.png", "astro_normals.png", "astro_depth.png",
+    for name in ("astro.obj", "astro.mtl", "astro.ply", "astro.glb", "astro_3d_view.png", "astro_map_render.png",
+                 "astro_albedo.png", "astro_map_albedo.png", "astro_map_shading.png", "astro_map_normals.png",
+                 "astro_map_depth.png",
                  "astro_params.json"):
         assert name in files, name
         assert (out / name).stat().st_size > 0, name
@@ -144,6 +145,9 @@ def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
     assert mesh.visual.uv is not None and mesh.visual.material.image is not None
     glb = trimesh.load(out / "astro.glb", force="mesh", process=False)
     assert len(glb.faces) == opened.model.faces.shape[0]
+    uv_texture = np.asarray(glb.visual.material.baseColorTexture.convert("RGB"))
+    assert np.array_equal(np.asarray(mesh.visual.material.image.convert("RGB")), uv_texture)
+    assert len(done.args[0]) == len(set(done.args[0])) == len([p for p in out.iterdir() if p.is_file()])
     params = json.loads((out / "astro_params.json").read_text())
     assert len(params["sh_light_9x3"]) == 9
     assert not list(out.glob(".*tmp*")), "no temporary files left behind"
