@@ -28,6 +28,9 @@ from engine.videoio import VideoWriter, iter_frames, probe
 
 log = logging.getLogger("cest")
 POSE_SMOOTHING = 0.5  # weight of the previous frame's viewpoint
+# Visibility the current frame's own (filled) albedo counts for in the running mean: texels no frame
+# saw (inside the mouth, the nostrils, under the chin) take it, as photo mode's unseen texels do.
+UNSEEN_PRIOR = 0.05
 
 
 @dataclass
@@ -54,7 +57,7 @@ class Track:
         self.weight_sum += 1
         self.albedo_sum += params.albedo * weight
         self.albedo_weight += weight
-        albedo = self.albedo_sum / self.albedo_weight.clamp_min(1e-6)
+        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
         smoothed = params.replace(identity=self.identity_sum / self.weight_sum, albedo=albedo)
         if self.previous is not None:
             a = POSE_SMOOTHING
