@@ -49,7 +49,8 @@ def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cp
     log.info("method: %s%s", reconstructor.method,
              f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)")
     failures, taken = 0, set()
-    bar = tqdm(files, unit="file", disable=len(files) < 2)
+    # disable=None: a bar only on a terminal; piped, its carriage returns would garble the error lines
+    bar = tqdm(files, unit="file", disable=True if len(files) < 2 else None)
     for path in bar:
         bar.set_postfix_str(path.name[-30:])
         target = output_folder(out, path, taken)

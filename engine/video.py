@@ -82,7 +82,8 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     track, last, stats = Track(), None, {"frames": 0, "faces": 0, "interrupted": False}
     problems: list[str] = []
     started = time.perf_counter()
-    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False)
+    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False,
+               disable=None)  # a bar on a terminal only
     try:
         # Both files are written beside their final names and renamed when complete (Ctrl-C included),
         # so a crash or an error never leaves half a file where a previous run's stood.
