@@ -10,6 +10,7 @@ from pathlib import Path
 from engine.errors import CestError
 
 log = logging.getLogger("cest")
+RECONSTRUCT_THREADS = 1  # torch CPU threads `cest reconstruct` (and so `cest bench`) uses by default
 
 
 def _add_reconstruct(sub) -> None:
@@ -21,7 +22,7 @@ def _add_reconstruct(sub) -> None:
     p.add_argument("--weights", type=Path, help="CEST weights (.safetensors); default: the shipped ones")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--detector", default="auto", help="face detector backend (see engine/detect.py)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=int, default=RECONSTRUCT_THREADS,
                    help="torch CPU threads (default 1: on small per-face tensors more threads only wait; "
                         "measured 1.5x faster than 2 on a 2-core machine)")
     p.add_argument("--no-detail", action="store_true",
