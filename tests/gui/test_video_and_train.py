@@ -187,28 +187,39 @@ def test_train_tab_start_stop_resume_and_the_model_appears(qtbot, window, tmp_pa
     tab = window.train_tab
     window.tabs.setCurrentWidget(tab)
     tab.recipe.setCurrentIndex(tab.recipe.findText("smoke.yaml"))
-    tab.steps.setValue(14)  # the smoke recipe checkpoints every 10 steps
+    tab.start_model.setCurrentIndex(tab.start_model.findText("From scratch"))  # the smoke recipe's tiny model
+    tab.steps.setValue(40)  # the smoke recipe checkpoints and samples every 10 steps
     tab.out_edit.setText(str(tmp_path / "run"))
     tab.videos.clear()
-    with LoopProbe() as probe:  # the run starts, trains and checkpoints in its child process
+    with LoopProbe() as probe:  # the run starts and trains in its child process
         tab.start_button.click()
         qtbot.waitUntil(lambda: tab.running(), timeout=30_000)
-        qtbot.waitUntil(lambda: int(tab.status.get("step") or 0) >= 10
-                        and (tmp_path / "run" / "checkpoint.pt").exists(), timeout=240_000)
+        qtbot.waitUntil(lambda: int(tab.status.get("step") or 0) >= 3, timeout=240_000)
     save_shot(window, "07_training")
     with qtbot.waitSignal(tab.process.finished, timeout=60_000) as stopped:
         tab.stop_button.click()
     assert stopped.args[1] == "stopped"
-    assert "Stopped" in tab.progress_label.text()
-    assert tab.loss_plot.series and tab.samples.array() is not None
+    import torch
+
+    at = int(tab.status["step"])
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == at, "Stop checkpoints"
+    assert f"Stopped at step {at}" in tab.progress_label.text()
+    assert f"step {at}" in window.statusBar().currentMessage()  # the new model's step is the plot's
+    assert tab.loss_plot.series and tab.samples.array() is not None  # a sample, even before step 10
+    assert tab.samples.array().shape[1] >= 6 * 128, "samples large enough to see"
+    assert "--resume" not in tab.log.toPlainText()
     figures = probe.check("a training run goes")
     (ARTIFACTS / "gui_training_figures.json").write_text(json.dumps(figures, indent=1))
 
+    steps_seen: list[int] = []
+    tab.status_changed.connect(lambda status: steps_seen.append(int(status.get("step") or 0)))
     with qtbot.waitSignal(tab.model_trained, timeout=240_000) as trained:
         tab.resume_button.click()
     weights = trained.args[0]
     assert Path(weights).exists()
-    assert tab.status.get("state") == "done" and tab.status.get("step") == 14
+    assert tab.status.get("state") == "done" and tab.status.get("step") == 40
+    assert steps_seen and min(steps_seen) >= at, f"Resume continues from step {at}: saw {steps_seen}"
+    assert min(s for s in steps_seen if s > at) <= at + 5  # its next report, not a restart
     save_shot(window, "08_training_done")
     # the new model is selectable and remembered; switching re-runs the current face
     keys = [window.model_combo.itemData(i) for i in range(window.model_combo.count())]
