@@ -282,3 +282,37 @@ def test_a_crashing_training_run_leaves_the_window_working(qtbot, window, tmp_pa
     assert "crashed" in err.args[0]
     assert tab.start_button.isEnabled() and tab.resume_button.isEnabled() and not tab.running()
     assert window.isVisible()
+
+
+def test_train_tab_defaults_folder_recipes_and_start_model(qtbot, window, tmp_path, monkeypatch):
+    import cest_studio.train_setup as setup
+
+    tab = window.train_tab
+    runs = setup.default_runs_folder()
+    assert " " not in str(runs) and str(runs).count("cest-studio") == 1
+    names = [tab.recipe.itemText(i) for i in range(tab.recipe.count())]
+    assert len(names) == len(set(names)) and not (setup.FINETUNE_RECIPE in names and setup.BUILTIN_RECIPE in names)
+    from engine.infer import default_weights
+
+    if default_weights() is not None:  # fine-tuning starts from the shipped model
+        assert tab.start_model.currentData() == str(default_weights())
+    # the folder is named when Start is pressed (here the run fails at once: its video is missing)
+    monkeypatch.setattr(setup, "default_runs_folder", lambda: tmp_path / "runs")
+    tab.out_edit.setText("")
+    tab.videos.clear()
+    tab.videos.addItem(str(tmp_path / "no_such_video.mp4"))
+    before = time.strftime("run-%Y%m%d-%H%M%S")
+    with qtbot.waitSignal(window.error_shown, timeout=60_000):
+        tab.start_button.click()
+    stamped = Path(tab.out_edit.text())
+    assert stamped.parent == tmp_path / "runs" and stamped.name >= before
+    # Start on a folder that holds a run proposes a fresh one and starts nothing
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "checkpoint.pt").write_bytes(b"")
+    tab.out_edit.setText(str(used))
+    with qtbot.waitSignal(tab.notice, timeout=5_000) as notice:
+        tab.start_button.click()
+    assert "Press Start again" in notice.args[0] and not tab.running()
+    assert Path(tab.out_edit.text()).parent == tmp_path / "runs"
+    tab.videos.clear()
