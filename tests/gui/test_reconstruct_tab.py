@@ -76,8 +76,10 @@ def test_colour_presets_views_and_resets(qtbot, window, opened):
     _move(qtbot, window, lambda: controls.set_color((1.0, 0.55, 0.3)))
     after_2d, after_3d = _images(window)
     assert _changed(before_2d, after_2d) > 0.3 and _changed(before_3d, after_3d) > 0.3
-    _move(qtbot, window, lambda: controls.apply_preset("Rim"))
+    rim = controls.preset.findText("Rim")
+    _move(qtbot, window, lambda: (controls.preset.setCurrentIndex(rim), controls.preset.activated.emit(rim)))
     assert controls.state().light_mode == "settings"
+    assert controls.preset.currentText() == "Rim" and "Rim" in controls.light_label.text()  # it stays chosen
     for view in ("albedo", "shading", "normals", "render"):
         before_2d, before_3d = _images(window)
         button = controls.findChild(type(controls.view_buttons.buttons()[0]), f"view_{view}")
@@ -92,6 +94,7 @@ def test_colour_presets_views_and_resets(qtbot, window, opened):
     assert controls.yaw.value() == pytest.approx(round(opened.pose[1]), abs=1)
     _move(qtbot, window, controls.use_estimated_light)
     assert controls.state().light_mode == "estimated"
+    assert controls.preset.currentIndex() == 0 and "estimated" in controls.light_label.text()
 
 
 def test_second_face_swap_blend_and_light(qtbot, window, opened, tmp_path):
