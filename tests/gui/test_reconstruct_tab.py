@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,8 +129,12 @@ def test_second_face_swap_blend_and_light(qtbot, window, opened, tmp_path):
 def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
     import trimesh
 
+    from tests.gui.conftest import ROOT
+
     dialog = window.export_dialog()
     assert dialog is not None
+    first = Path(dialog.folder.text())
+    assert ROOT not in first.parents and first.name == "astronaut_export", first  # not inside the repository
     dialog.folder.setText(str(tmp_path / "out"))
     dialog.name.setText("astro")
     dialog.bake.setChecked(False)
@@ -154,6 +159,9 @@ def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
     params = json.loads((out / "astro_params.json").read_text())
     assert len(params["sh_light_9x3"]) == 9
     assert not list(out.glob(".*tmp*")), "no temporary files left behind"
+    again = window.export_dialog()  # the last folder used is proposed again
+    assert Path(again.folder.text()) == out.resolve()
+    again.reject()
 
 
 def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, opened, tmp_path):
@@ -162,8 +170,12 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
 
     fake = tmp_path / "holiday.jpg"
     fake.write_text("this is not an image")
+    window.message.hide()
+    top = window.tab.mapTo(window, window.tab.rect().topLeft()).y()
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.open_path(str(fake))
+    qtbot.wait(50)
+    assert window.tab.mapTo(window, window.tab.rect().topLeft()).y() == top, "the error bar pushed the layout"
     assert "holiday.jpg" in err.args[0] and "image" in err.args[0]
     assert window.message.isVisible() and "holiday.jpg" in window.message.text()
     assert "Traceback" not in window.message.text()
@@ -180,6 +192,7 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.dropEvent(event)  # drag and drop goes through the same open path
     assert "no face" in err.args[0].lower()
+    assert "still showing astronaut.png" in err.args[0]  # says what the screen shows
 
     missing = tmp_path / "gone.mp4"
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
@@ -192,7 +205,19 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
     _move(qtbot, window, lambda: window.tab.controls.azimuth.set_value(-100))
     after_2d, _after_3d = _images(window)
     assert _changed(before_2d, after_2d) > 0.3
-    assert str(blank) in window.recent_files() and str(fake) in window.recent_files()
+    assert str(blank) not in window.recent_files() and str(fake) not in window.recent_files()
+    assert str(SAMPLE) in window.recent_files()
+
+
+def test_recent_files_keep_absolute_paths(qtbot, window, opened, monkeypatch):
+    import os
+
+    monkeypatch.chdir(SAMPLE.parent.parent)
+    relative = os.path.relpath(SAMPLE)
+    assert not os.path.isabs(relative)
+    open_and_wait(qtbot, window, relative)
+    assert window.recent_files()[0] == str(SAMPLE)
+    assert all(os.path.isabs(p) for p in window.recent_files())
 
 
 def test_shortcuts_and_settings(window, opened):

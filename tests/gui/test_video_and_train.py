@@ -135,7 +135,20 @@ def test_video_background_reconstruction_scrub_export_and_latency(qtbot, window,
         qtbot.waitUntil(lambda i=index: window.face is not None and window.face.frame == i, timeout=10_000)
         qtbot.waitUntil(window.preview_settled, timeout=30_000)
         keys.add(window.face.key)
+        assert window.tab.timeline.frame_label.text() == f"frame {index + 1} / 6"
     assert len(keys) == 3
+    timeline = window.tab.timeline
+    timeline.slider.setValue(2)  # a drag moves the slider itself: the counter follows
+    assert timeline.frame_label.text() == "frame 3 / 6"
+    timeline.toggle_play()
+    assert not timeline.play_button.icon().isNull() and timeline.play_button.text() == ""  # no missing glyph
+    timeline.toggle_play()
+    timeline.progress.setRange(0, 75)
+    timeline.progress.setValue(20)
+    assert timeline.progress.fontMetrics().horizontalAdvance(timeline.progress.text()) < timeline.progress.width()
+    with qtbot.waitSignal(window.video_finished, timeout=5_000):  # a damaged file is not a plain success
+        window._video_done(window._video, {**summary, "damaged": "skipped damaged data (x); 6 frames decoded"})
+    assert window.message.kind == "warning" and "damaged" in window.message.text()
     save_shot(window, "06_video_scrubbed")
 
     # the sequence exports as per-frame meshes and a re-rendered MP4, through the dialog's path
@@ -170,7 +183,12 @@ def test_video_cancel_and_corrupt_video(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.open_path(str(corrupt))
     assert "broken.mp4" in err.args[0]
-    assert "Traceback" not in window.message.text()
+    assert "Traceback" not in window.message.text() and "Errno" not in window.message.text()
+    timeline = window.tab.timeline
+    assert timeline.frame_label.text() == "no video" and not timeline.play_button.isEnabled()
+    open_and_wait(qtbot, window, SAMPLE)  # after a photo the handle rests at the start
+    assert timeline.frame_label.text() == "no video" and timeline.slider.value() == 0
+    assert timeline.slider.maximum() == 0
 
 
 def _smoke_config() -> Path:
