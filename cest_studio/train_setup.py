@@ -59,13 +59,10 @@ def default_recipe(names: list[str]) -> str:
 
 def shipped_index(weights: list[str]) -> int:
     """Which of the models offered to start from is the shipped default (else the first)."""
-    from engine.infer import default_weights
+    from engine.resources import resources_root  # light: engine.infer would load torch before the window shows
 
-    shipped = default_weights()
-    for i, path in enumerate(weights):
-        if shipped is not None and Path(path) == Path(shipped):
-            return i
-    return 0
+    shipped = resources_root() / "weights" / "cest_default.safetensors"  # engine.infer.DEFAULT_WEIGHTS
+    return next((i for i, path in enumerate(weights) if Path(path) == shipped), 0)
 
 
 def sample_preview(grid: QImage, rows: int = SAMPLE_ROWS) -> QImage:
