@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter
 BUILTIN_RECIPE = "Built-in fine-tuning recipe"
 FINETUNE_RECIPE = "finetune.yaml"
 # The columns of engine.train.Trainer.sample_grid, left to right.
-SAMPLE_COLUMNS = ("input", "re-render", "swapped reflectance", "albedo", "shading", "normals")
+SAMPLE_COLUMNS = ("input", "re-render", "swapped", "albedo", "shading", "normals")
 SAMPLE_ROWS = 2  # faces the tab shows of a grid: two, large, rather than six tiny ones
 HEADER = 24  # px of the column names above the samples
 

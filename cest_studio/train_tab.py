@@ -219,12 +219,13 @@ class TrainTab(QWidget):
 
     def set_models(self, specs: list[ModelSpec]) -> None:
         current = self.start_model.currentData()
+        scratch = self.start_model.count() > 0 and current is None  # a choice of "From scratch" stays
         self._models = [s for s in specs if s.kind == "cest"]
         self.start_model.clear()
         for spec in self._models:
             self.start_model.addItem(spec.label, spec.weights)
         self.start_model.addItem("From scratch", None)
-        index = self.start_model.findData(current) if current else -1
+        index = self.start_model.findData(current) if current else (self.start_model.count() - 1 if scratch else -1)
         self.start_model.setCurrentIndex(index if index >= 0 else shipped_index([s.weights for s in self._models]))
 
     def video_list(self) -> list[str]:

@@ -236,6 +236,7 @@ def test_train_tab_start_stop_resume_and_the_model_appears(qtbot, window, tmp_pa
     weights = trained.args[0]
     assert Path(weights).exists()
     assert tab.status.get("state") == "done" and tab.status.get("step") == 40
+    assert tab.start_model.currentText() == "From scratch"  # the person's choice survives the new model
     assert steps_seen and min(steps_seen) >= at, f"Resume continues from step {at}: saw {steps_seen}"
     assert min(s for s in steps_seen if s > at) <= at + 5  # its next report, not a restart
     save_shot(window, "08_training_done")
@@ -312,6 +313,10 @@ def test_train_tab_defaults_folder_recipes_and_start_model(qtbot, window, tmp_pa
     assert len(names) == len(set(names)) and not (setup.FINETUNE_RECIPE in names and setup.BUILTIN_RECIPE in names)
     from engine.infer import default_weights
 
+    from cest_studio.tasks import available_models
+
+    tab.start_model.clear()  # as a new window has it
+    tab.set_models(available_models())
     if default_weights() is not None:  # fine-tuning starts from the shipped model
         assert tab.start_model.currentData() == str(default_weights())
     # the folder is named when Start is pressed (here the run fails at once: its video is missing)
