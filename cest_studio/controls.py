@@ -170,7 +170,10 @@ class ControlsPanel(QScrollArea):
                 return key
         return "render"
 
-    def _emit(self, **changes) -> None:
+    def _emit(self, preset: str = "", **changes) -> None:
+        """A new state; ``preset`` names the light preset it applies (any other light change clears it)."""
+        if preset or any(k in changes for k in ("light_mode", "azimuth", "color")):
+            self.preset.setCurrentIndex(max(0, self.preset.findText(preset)) if preset else 0)
         state = dataclasses.replace(
             self._state, blend=self.blend.value() / 100, view=self._view(), composite=self.composite.isChecked(),
             **changes,
@@ -222,12 +225,12 @@ class ControlsPanel(QScrollArea):
         light = self._presets[name]
         self._show_light(light)
         self._emit(light_mode="settings", **{k: light[k] for k in ("azimuth", "elevation", "intensity", "ambient")},
-                   color=tuple(light["color"]))
+                   color=tuple(light["color"]), preset=name)
 
     def _preset_chosen(self, index: int) -> None:
+        """The combo stays on the chosen preset until the light changes otherwise."""
         if index > 0:
             self.apply_preset(self.preset.itemText(index))
-        self.preset.setCurrentIndex(0)
 
     def use_estimated_light(self) -> None:
         if self._estimated_light:
@@ -243,6 +246,8 @@ class ControlsPanel(QScrollArea):
     def _update_light_label(self) -> None:
         text = {"estimated": "Light: estimated from the photo", "settings": "Light: set by the sliders",
                 "other": "Light: borrowed from the second face"}[self._state.light_mode]
+        if self._state.light_mode == "settings" and self.preset.currentIndex() > 0:
+            text = f"Light: the preset “{self.preset.currentText()}”"
         self.light_label.setText(text)
 
     def _pose_moved(self, _value: float) -> None:
@@ -266,6 +271,7 @@ class ControlsPanel(QScrollArea):
         self.setEnabled(True)
         if not keep_edits or self._state.light_mode == "estimated":
             self._show_light(light)
+            self.preset.setCurrentIndex(0)
             self._state = dataclasses.replace(self._state, light_mode="estimated", **light)
         if not keep_edits or self._state.pose is None:
             self._show_pose(pose)

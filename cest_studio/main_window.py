@@ -16,14 +16,9 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QProgressBar,
     QTabWidget,
@@ -33,11 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from cest_studio import tasks
+from cest_studio.export_dialog import ExportDialog, export_folder
 from cest_studio.reconstruct_tab import ReconstructTab
 from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
 from cest_studio.train_tab import TrainTab
 from cest_studio.video_job import frame_path
-from cest_studio.widgets import MessageBar, path_row, timed
+from cest_studio.widgets import MessageBar, timed
 from cest_studio.worker import (
     EngineWorker,
     Preloader,
@@ -64,58 +60,6 @@ def short_paths(message: str, path: str) -> str:
     name = Path(path).name
     text = message.replace(f"'{path}'", f"'{name}'").replace(str(path), name)
     return text
-
-
-class ExportDialog(QDialog):
-    """Where and what to export. ``options()`` is what :meth:`MainWindow.export_to` takes."""
-
-    def __init__(self, folder: str, video: bool, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Export")
-        self.folder = QLineEdit(folder)
-        row = path_row(self.folder, self._browse)
-        self.name = QLineEdit("face")
-        self.obj = QCheckBox("OBJ with its texture (.obj + .mtl + .png)")
-        self.ply = QCheckBox("PLY (vertex colours)")
-        self.glb = QCheckBox("GLB (glTF binary, textured)")
-        self.maps = QCheckBox("Maps as PNG (render, albedo, shading, normals, depth, texture) + params.json")
-        self.screenshot = QCheckBox("Screenshot of the 3D view (PNG)")
-        self.bake = QCheckBox("Bake the current light into the mesh texture")
-        for box in (self.obj, self.ply, self.glb, self.maps, self.screenshot):
-            box.setChecked(True)
-        self.sequence = QCheckBox("The whole video: a mesh per frame + the re-rendered MP4")
-        self.sequence_format = QComboBox()
-        self.sequence_format.addItems(["obj", "ply", "glb", "none (MP4 only)"])
-        form = QFormLayout(self)
-        form.addRow("Folder", row)
-        form.addRow("Name", self.name)
-        for box in (self.obj, self.ply, self.glb, self.maps, self.screenshot, self.bake):
-            form.addRow(box)
-        if video:
-            self.sequence.setChecked(True)
-            form.addRow(self.sequence)
-            form.addRow("Per-frame meshes", self.sequence_format)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-        self._video = video
-
-    def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export folder", self.folder.text())
-        if folder:
-            self.folder.setText(folder)
-
-    def options(self) -> dict:
-        fmt = self.sequence_format.currentText()
-        return {
-            "folder": self.folder.text().strip(), "name": self.name.text().strip() or "face",
-            "obj": self.obj.isChecked(), "ply": self.ply.isChecked(), "glb": self.glb.isChecked(),
-            "maps": self.maps.isChecked(), "screenshot": self.screenshot.isChecked(),
-            "bake_light": self.bake.isChecked(),
-            "sequence": self._video and self.sequence.isChecked(),
-            "sequence_format": None if fmt.startswith("none") else fmt,
-        }
 
 
 class MainWindow(QMainWindow):
@@ -381,29 +325,31 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str | Path, remember: bool = True) -> None:
         """Open a photo or a video: reconstruct it on the engine thread."""
-        path = str(path)
+        path = str(Path(path).expanduser().absolute())
         self._reset_view_next = True
         self.message.hide()
         self.worker.cancel("face")
         self.worker.cancel("frame")
         self._stop_video_process()
         self.tab.timeline.stop()
-        if remember:
-            self._remember_file(path)
         if is_video_path(path):
-            self.open_video(path)
+            self.open_video(path, remember)
             return
         self.statusBar().showMessage(f"Reconstructing {Path(path).name}…")
         self.worker.submit(f"reconstruct {Path(path).name}", self.session.reconstruct_image, path, tag="face",
-                           on_done=lambda face: self._face_done(face, path),
+                           on_done=lambda face: self._face_done(face, path, remember),
                            on_error=lambda message: self._open_failed(message, path))
 
     def _open_failed(self, message: str, path: str) -> None:
-        self.show_error(short_paths(message, path))
+        """One line; where an earlier face stays on screen, it says which (files that fail stay out of Recent)."""
+        shown = f" — still showing {Path(self.face.source).name}, the last face reconstructed" if self.face else ""
+        self.show_error(short_paths(message, path) + shown)
 
     @timed
-    def _face_done(self, face: FaceResult, path: str) -> None:
+    def _face_done(self, face: FaceResult, path: str, remember: bool = True) -> None:
         self.source = path
+        if remember:
+            self._remember_file(path)
         self._video, self._video_frames = None, {}
         self.tab.timeline.set_active(False)
         self.statusBar().showMessage(
@@ -573,7 +519,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------ video
 
-    def open_video(self, path: str) -> None:
+    def open_video(self, path: str, remember: bool = True) -> None:
         """Reconstruct every frame in a child process; show the first face as soon as it is ready."""
         self._stop_video_process()
         folder = tempfile.mkdtemp(prefix="cest-video-")
@@ -581,7 +527,7 @@ class MainWindow(QMainWindow):
         spec = self.model_info.spec if self.model_info else ModelSpec.from_key(self.model_combo.currentData() or "fit")
         process = VideoProcess(self)
         video = {"path": path, "frames": 0, "fps": 25.0, "done": False, "out_dir": folder, "shown": False,
-                 "process": process, "ended": False}
+                 "process": process, "ended": False, "remember": remember}
         self._video, self._video_frames, self._frame_cache = video, {}, {}
         self._frame_wanted, self._frame_loading = None, False
         process.message.connect(lambda message: self._video_message(video, message))
@@ -611,6 +557,8 @@ class MainWindow(QMainWindow):
             video.update(frames=int(info.get("frames") or 0), fps=float(info.get("fps") or 25.0))
             self.source = video["path"]
             self.tab.timeline.start(video["frames"], video["fps"])
+            if video["remember"]:
+                self._remember_file(video["path"])
         elif "frame" in message:
             index = int(message["frame"])
             self._video_frames[index] = str(frame_path(video["out_dir"], index))
@@ -626,19 +574,26 @@ class MainWindow(QMainWindow):
             self._video_done(video, message["done"])
         elif "error" in message:
             video["ended"] = True
-            self.tab.timeline.finish(len(self._video_frames))
+            self._video_ended(video)
             self.show_error(short_paths(str(message["error"]), video["path"]))
 
     def _video_process_finished(self, video: dict, code: int, how: str) -> None:
         if video is not self._video or video["ended"]:
             return
         video["ended"] = True
-        self.tab.timeline.finish(len(self._video_frames))
+        self._video_ended(video)
         if how == "stopped":
             self.statusBar().showMessage("Video reconstruction stopped", 8000)
         else:
             self.show_error(f"the video reconstruction {how} (exit code {code}); "
                             f"{len(self._video_frames)} frames were kept")
+
+    def _video_ended(self, video: dict) -> None:
+        """The timeline keeps the frames made; with none it is the greyed bar of "no video"."""
+        if self._video_frames:
+            self.tab.timeline.finish(len(self._video_frames))
+        else:
+            self.tab.timeline.set_active(False)
 
     @timed
     def _video_done(self, video: dict, summary: dict) -> None:
@@ -651,6 +606,9 @@ class MainWindow(QMainWindow):
             f"({summary.get('fps', 0):.2f} frames/s reconstructed)", 10000)
         if not self._video_frames:
             self.show_error(f"{Path(video['path']).name}: no face found in any frame")
+        elif summary.get("damaged"):
+            self.message.show_message(f"{Path(video['path']).name} is damaged: {summary['damaged']}; "
+                                      f"{summary.get('frames', 0)} frames kept", "warning")
         self.video_finished.emit(summary)
 
     def cancel_video(self) -> None:
@@ -715,8 +673,8 @@ class MainWindow(QMainWindow):
         if self.face is None:
             self.show_error("nothing to export yet: open a photo or a video first")
             return None
-        folder = str(Path(self._last_folder()) / f"{Path(self.source or 'face').stem}_export")
-        dialog = ExportDialog(folder, video=bool(self._video_frames), parent=self)
+        folder = export_folder(self.settings.value("export/last_folder"), self.source)
+        dialog = ExportDialog(str(folder), video=bool(self._video_frames), parent=self)
         dialog.accepted.connect(lambda: self.export_to(dialog.options()))
         dialog.open()
         return dialog
@@ -759,6 +717,7 @@ class MainWindow(QMainWindow):
         def finish(paths):
             total["files"] += paths
             self.busy_label.setText("")
+            self.settings.setValue("export/last_folder", str(Path(folder).resolve()))
             self.statusBar().showMessage(f"Exported {len(total['files'])} files to {folder}", 10000)
             self.exported.emit(total["files"])
 

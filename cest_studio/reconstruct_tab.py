@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSplitter,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -31,18 +32,23 @@ class Timeline(QWidget):
         super().__init__(parent)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
-        self.play_button = QPushButton("▶")
+        self.play_button = QPushButton()
+        self._icons = {name: self.style().standardIcon(getattr(QStyle.StandardPixmap, f"SP_Media{name}"))
+                       for name in ("Play", "Pause")}  # the style's icons: no font lacks their glyph
+        self.play_button.setIcon(self._icons["Play"])
         self.play_button.setFixedWidth(36)
         self.play_button.setToolTip("Play the reconstructed frames")
         self.play_button.clicked.connect(self.toggle_play)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, 0)
         self.slider.valueChanged.connect(self.frame_changed)
+        self.slider.valueChanged.connect(self._label)  # dragged or set: the counter follows
         self.frame_label = QLabel("frame 0 / 0")
         self.frame_label.setMinimumWidth(110)
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setFormat("reconstructing %v / %m")
+        self.progress.setFormat("%v / %m")
+        self.progress.setToolTip("Frames reconstructed so far")
+        self.progress.setFixedWidth(self.progress.fontMetrics().horizontalAdvance("00000 / 00000") + 40)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_requested)
         for widget in (self.play_button, self.slider, self.frame_label, self.progress, self.cancel_button):
@@ -50,6 +56,7 @@ class Timeline(QWidget):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self._advance)
         self.available = 0  # frames reconstructed so far (the play head stops there)
+        self.active = False
         self.set_active(False)  # always in the layout: showing it would resize the 3D view mid-run
 
     def set_active(self, active: bool) -> None:
@@ -60,6 +67,9 @@ class Timeline(QWidget):
         if not active:
             self.progress.hide()
             self.cancel_button.hide()
+            self.slider.blockSignals(True)
+            self.slider.setRange(0, 0)  # the handle rests at the start, not mid-way
+            self.slider.blockSignals(False)
             self.frame_label.setText("no video")
         self.active = active
 
@@ -97,8 +107,9 @@ class Timeline(QWidget):
         self.cancel_button.hide()
         self._label()
 
-    def _label(self) -> None:
-        self.frame_label.setText(f"frame {self.slider.value() + 1} / {self.slider.maximum() + 1}")
+    def _label(self, *_value) -> None:
+        if self.active:
+            self.frame_label.setText(f"frame {self.slider.value() + 1} / {self.slider.maximum() + 1}")
 
     def set_frame(self, index: int) -> None:
         self.slider.setValue(index)
@@ -106,11 +117,10 @@ class Timeline(QWidget):
 
     def toggle_play(self) -> None:
         if self._timer.isActive():
-            self._timer.stop()
-            self.play_button.setText("▶")
+            self.stop()
         else:
             self._timer.start()
-            self.play_button.setText("⏸")
+            self.play_button.setIcon(self._icons["Pause"])
 
     def _advance(self) -> None:
         last = max(0, min(self.slider.maximum(), self.available - 1))
@@ -120,7 +130,7 @@ class Timeline(QWidget):
 
     def stop(self) -> None:
         self._timer.stop()
-        self.play_button.setText("▶")
+        self.play_button.setIcon(self._icons["Play"])
 
 
 class ReconstructTab(QWidget):

@@ -302,12 +302,12 @@ class EngineSession:
             written += export.write_mesh(mesh, folder_path / f"{name}.{fmt}", fmt)
             ctx.progress(step + 1, len(formats) + 1)
         if options.get("maps"):
-            for map_name, image in editor.maps(edits).items():
-                written.append(export.write_png(image, folder_path / f"{name}_{map_name}.png"))
+            for map_name, image in editor.maps(edits).items():  # "map_": never the OBJ's NAME_albedo.png
+                written.append(export.write_png(image, folder_path / f"{name}_map_{map_name}.png"))
             written.append(export.write_json(_params_json(face, editor.edited_params(edits)),
                                              folder_path / f"{name}_params.json"))
         ctx.progress(1, 1)
-        return [str(p) for p in written]
+        return list(dict.fromkeys(str(p) for p in written))
 
     def export_sequence(self, ctx: Context, frames: list[str], state: EditState, second: SecondFace | None,
                         folder: str, fps: float, mesh_format: str | None) -> list[str]:

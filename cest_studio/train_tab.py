@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
@@ -30,22 +30,17 @@ from PySide6.QtWidgets import (
 )
 
 from cest_studio.tasks import ModelSpec
+from cest_studio.train_setup import (
+    default_recipe,
+    default_runs_folder,
+    holds_run,
+    new_run_folder,
+    recipe_entries,
+    sample_preview,
+    shipped_index,
+)
 from cest_studio.widgets import ImageView, LossPlot, path_row, qimage_to_array, timed
 from cest_studio.worker import EngineWorker, TrainingProcess
-
-BUILTIN_RECIPE = "Built-in fine-tuning recipe"
-
-
-def default_runs_folder() -> Path:
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(base or Path.home() / ".cest-studio") / "runs"
-
-
-def config_folder() -> Path | None:
-    from engine.resources import resources_root
-
-    folder = resources_root().parent / "configs"
-    return folder if folder.is_dir() else None
 
 
 class TrainTab(QWidget):
@@ -117,6 +112,7 @@ class TrainTab(QWidget):
         self.device = QComboBox()
         self.device.addItems(["cpu", "cuda"])
         self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText(f"a new folder in {default_runs_folder()}, named when you press Start")
         out_row = path_row(self.out_edit, self._choose_out)
         form.addRow("Start from", self.start_model)
         form.addRow("Recipe", self.recipe)
@@ -166,7 +162,7 @@ class TrainTab(QWidget):
         right.addWidget(top)
         right.addWidget(self.samples)
         right.addWidget(self.log)
-        right.setSizes([260, 300, 120])
+        right.setSizes([220, 380, 90])
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
@@ -177,12 +173,10 @@ class TrainTab(QWidget):
 
     def _restore(self) -> None:
         self.recipe.blockSignals(True)
-        folder = config_folder()
-        names = sorted(p.name for p in folder.glob("*.yaml")) if folder else []
-        for name in names:
-            self.recipe.addItem(name, str(folder / name))
-        self.recipe.addItem(BUILTIN_RECIPE, None)
-        wanted = self.settings.value("train/recipe", "default.yaml" if "default.yaml" in names else BUILTIN_RECIPE)
+        entries = recipe_entries()
+        for name, path in entries:
+            self.recipe.addItem(name, path)
+        wanted = self.settings.value("train/recipe", default_recipe([name for name, _ in entries]))
         index = self.recipe.findText(str(wanted))
         self.recipe.setCurrentIndex(max(0, index))
         self.recipe.blockSignals(False)
@@ -193,7 +187,7 @@ class TrainTab(QWidget):
             self.lr.setValue(float(self.settings.value("train/lr")))
         for video in self.settings.value("train/videos", []) or []:
             self.videos.addItem(str(video))
-        self.out_edit.setText(str(self.settings.value("train/out", "")) or self._new_run_folder())
+        self.out_edit.setText(str(self.settings.value("train/out", "") or ""))
 
     def _remember(self) -> None:
         self.settings.setValue("train/recipe", self.recipe.currentText())
@@ -225,13 +219,14 @@ class TrainTab(QWidget):
 
     def set_models(self, specs: list[ModelSpec]) -> None:
         current = self.start_model.currentData()
+        scratch = self.start_model.count() > 0 and current is None  # a choice of "From scratch" stays
         self._models = [s for s in specs if s.kind == "cest"]
         self.start_model.clear()
-        self.start_model.addItem("From scratch", None)
         for spec in self._models:
             self.start_model.addItem(spec.label, spec.weights)
-        index = self.start_model.findData(current)
-        self.start_model.setCurrentIndex(max(0, index))
+        self.start_model.addItem("From scratch", None)
+        index = self.start_model.findData(current) if current else (self.start_model.count() - 1 if scratch else -1)
+        self.start_model.setCurrentIndex(index if index >= 0 else shipped_index([s.weights for s in self._models]))
 
     def video_list(self) -> list[str]:
         return [self.videos.item(i).text() for i in range(self.videos.count())]
@@ -252,15 +247,12 @@ class TrainTab(QWidget):
         if folder:
             self.out_edit.setText(folder)
 
-    def _new_run_folder(self) -> str:
-        return str(default_runs_folder() / time.strftime("run-%Y%m%d-%H%M%S"))
-
     # ------------------------------------------------------------------------ runs
 
     def request(self, resume: bool = False) -> dict:
         return {
             "base_config": self.recipe.currentData(),
-            "out_dir": self.out_edit.text().strip() or self._new_run_folder(),
+            "out_dir": self.out_edit.text().strip(),
             "videos": self.video_list(),
             "init_weights": self.start_model.currentData(),
             "steps": self.steps.value(),
@@ -281,20 +273,38 @@ class TrainTab(QWidget):
         if self.process.running():
             self.error.emit("a training run is already going: stop it first")
             return
-        request = self.request(resume)
-        out = Path(request["out_dir"]).expanduser()
+        if not resume and not self._fresh_folder_for_start():
+            return
         from engine.runlock import folder_problem
 
-        problem = folder_problem(out, resume)  # the engine's rule, the same as `cest train`'s
+        problem = folder_problem(Path(self.out_edit.text().strip()).expanduser(), resume)  # `cest train`'s rule
         if problem:
             self.error.emit(problem)
             return
+        request = self.request(resume)
         self._remember()
         self.start_button.setEnabled(False)
         self.resume_button.setEnabled(False)
         self.progress_label.setText("Preparing the run…")
         self.worker.submit("prepare training", self.session.prepare_training, request, tag="train",
                            on_done=lambda plan: self._run(plan, resume), on_error=self._prepare_failed)
+
+    def _fresh_folder_for_start(self) -> bool:
+        """Start names a new run folder when none is given; on a folder that holds a run already it
+        proposes a fresh one instead (Resume continues the old one) and starts nothing."""
+        text = self.out_edit.text().strip()
+        if not text:
+            self.out_edit.setText(str(new_run_folder()))
+            return True
+        if not holds_run(Path(text).expanduser()):
+            return True
+        fresh = new_run_folder()
+        self.out_edit.setText(str(fresh))
+        message = (f"{text} already holds a run (Resume continues it). Press Start again to begin a new run "
+                   f"in {fresh.name}")
+        self.progress_label.setText(message)
+        self.notice.emit(message)
+        return False
 
     def _prepare_failed(self, message: str) -> None:
         self._set_running(False)
@@ -307,7 +317,8 @@ class TrainTab(QWidget):
         self.status, self._last_status_time, self._last_sample = {}, None, None
         if not resume:
             self.loss_plot.clear()
-        self.log.appendPlainText(f"$ python -m {plan['module']} {' '.join(plan['args'])}")
+        what = "Resuming" if resume else "Starting"
+        self.log.appendPlainText(f"{what} the run in {self.out_dir}")
         try:
             self.process.start(plan["module"], plan["args"])
         except RuntimeError as exc:
@@ -363,7 +374,8 @@ class TrainTab(QWidget):
             image = QImage(str(samples[-1]))
             if not image.isNull():
                 self._last_sample = str(samples[-1])
-                self.samples.set_image(qimage_to_array(image), caption=samples[-1].stem)
+                step = samples[-1].stem.removeprefix("step_").lstrip("0") or "0"
+                self.samples.set_image(qimage_to_array(sample_preview(image)), caption=f"step {step}")
 
     def _show_status(self, status: dict) -> None:
         step, steps = int(status.get("step") or 0), int(status.get("steps") or 0)
@@ -397,7 +409,7 @@ class TrainTab(QWidget):
             self.model_trained.emit(str(weights), label)
         elif how == "stopped":
             kept = " (its weights are selectable as a model)" if weights is not None and weights.exists() else ""
-            self.progress_label.setText(f"Stopped at step {step}; Resume continues from the last checkpoint{kept}.")
+            self.progress_label.setText(f"Stopped at step {step}; Resume continues from step {step}{kept}.")
             self.notice.emit(f"training stopped at step {step}")
             if weights is not None and weights.exists():
                 self.model_trained.emit(str(weights), f"{self.out_dir.name} (step {step})")

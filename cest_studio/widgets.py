@@ -187,15 +187,21 @@ class MessageBar(QWidget):
         layout.addWidget(self.label, 1)
         layout.addWidget(close)
         self.kind = ""
+        policy = self.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # its line stays reserved: a message never pushes the layout
+        self.setSizePolicy(policy)
+        self.setFixedHeight(2 * self.label.fontMetrics().lineSpacing() + 10)  # two lines; the tooltip has it all
         self.hide()
 
     def show_message(self, text: str, kind: str = "error") -> None:
-        colours = {"error": ("#5c1f1f", "#ffd7d7"), "info": ("#1f3b5c", "#d7e9ff")}
+        colours = {"error": ("#5c1f1f", "#ffd7d7"), "info": ("#1f3b5c", "#d7e9ff"),
+                   "warning": ("#5c4a1f", "#fff0cc")}
         bg, fg = colours.get(kind, colours["info"])
         self.setStyleSheet(f"background: {bg}; color: {fg};")
         self.setAutoFillBackground(True)
         self.kind = kind
         self.label.setText(text)
+        self.label.setToolTip(text)
         self.show()
 
     def text(self) -> str:

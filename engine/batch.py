@@ -96,7 +96,8 @@ def regular_file_problem(path: Path) -> str | None:
 
 def _run_all(reconstructor, files, folders, taken, interrupts, all_faces, meshes, formats) -> int:
     failures = 0
-    bar = tqdm(list(zip(files, folders)), unit="file", disable=len(files) < 2)
+    # disable=None: a bar only on a terminal; piped, its carriage returns would garble the error lines
+    bar = tqdm(list(zip(files, folders)), unit="file", disable=True if len(files) < 2 else None)
     for path, target in bar:
         bar.set_postfix_str(path.name[-30:])
         existed = target.exists()

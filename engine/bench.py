@@ -182,7 +182,9 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    from engine.cli import RECONSTRUCT_THREADS
+
     parser = argparse.ArgumentParser(prog="cest bench", description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=20)
@@ -191,8 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-config", type=Path, default=Path("configs/default.yaml"))
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma list of: detect,reconstruct,render,video,train")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--threads", type=int, default=RECONSTRUCT_THREADS,
+                        help=f"torch threads (default {RECONSTRUCT_THREADS}, what cest reconstruct uses; "
+                             "0 = torch's choice)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     device, skip = torch.device(args.device), set(args.skip.split(","))
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,6 +10,7 @@ from pathlib import Path
 from engine.errors import CestError
 
 log = logging.getLogger("cest")
+RECONSTRUCT_THREADS = 1  # torch CPU threads `cest reconstruct` (and so `cest bench`) uses by default
 
 
 def _add_reconstruct(sub) -> None:
@@ -21,7 +22,7 @@ def _add_reconstruct(sub) -> None:
     p.add_argument("--weights", type=Path, help="CEST weights (.safetensors); default: the shipped ones")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--detector", default="auto", help="face detector backend (see engine/detect.py)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=int, default=RECONSTRUCT_THREADS,
                    help="torch CPU threads (default 1: on small per-face tensors more threads only wait; "
                         "measured 1.5x faster than 2 on a 2-core machine)")
     p.add_argument("--no-detail", action="store_true",
@@ -70,9 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Log lines through tqdm.write, so that they never land in the middle of a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handler = _BarSafeHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         if argv and argv[0] in DELEGATED:
             return _delegate(DELEGATED[argv[0]][0], argv[1:])
@@ -81,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger().setLevel(logging.DEBUG)
         return args.func(args)
     except CestError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from tqdm import tqdm
+
+        tqdm.write(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

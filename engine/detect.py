@@ -11,9 +11,11 @@ MAX_SIDE before detecting, and returns faces in the input's pixels, largest firs
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -317,9 +319,28 @@ def _area_shrink(rgb: np.ndarray, m: np.ndarray, roi: Roi, factor: int) -> tuple
 def _load_interpreter(path: Path, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
+    with _native_stderr_silenced():  # LiteRT's C++ "INFO: Created TensorFlow Lite XNNPACK delegate"
+        interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        interpreter.allocate_tensors()
     return interpreter
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Point file descriptor 2 at /dev/null meanwhile (what native code prints; Python's errors still raise)."""
+    try:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, AttributeError, ValueError):
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def _outputs_by_size(interpreter) -> list[int]:

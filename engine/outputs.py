@@ -59,9 +59,25 @@ def mesh_overlay(reconstructor: Reconstructor, recon: Reconstruction, crop: torc
     return to_uint8(blend)
 
 
+PREVIEW_PANELS = (("input", "input"), ("render", "re-rendered"), ("albedo", "albedo"),
+                  ("shading", "shading"), ("overlay", "mesh"))
+
+
 def preview_strip(views: dict[str, np.ndarray]) -> np.ndarray:
-    """input | re-rendered | albedo | shading | mesh overlay, side by side."""
-    return np.concatenate([views[k] for k in ("input", "render", "albedo", "shading", "overlay")], axis=1)
+    """input | re-rendered | albedo | shading | mesh overlay, side by side, each labelled."""
+    return np.concatenate([label_panel(views[key], text) for key, text in PREVIEW_PANELS], axis=1)
+
+
+def label_panel(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``image`` with ``text`` in white on a dark box in its top-left corner."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, max(0.4, image.shape[0] / 640), 1
+    (w, h), base = cv2.getTextSize(text, font, scale, thick)
+    out[: h + base + 6, : w + 8] //= 3
+    cv2.putText(out, text, (4, h + 3), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
 
 
 def write_reconstruction(reconstructor: Reconstructor, recon: Reconstruction, out_dir: str | Path,

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -272,7 +273,9 @@ class Trainer:
                     logger.samples(self.step, self.sample_grid(sample_batch))
                 if self.step % cfg.log.checkpoint_every == 0:
                     self.checkpoint()
-            self.checkpoint()
+            if main and self.step % cfg.log.samples_every != 0:
+                logger.samples(self.step, self.sample_grid(sample_batch))  # a short or stopped run shows one too
+            self.checkpoint()  # stopped or done: Resume continues from this very step
         except BaseException as err:
             logger.finish("error" if not isinstance(err, KeyboardInterrupt) else "stopped", str(err))
             raise
@@ -405,6 +408,31 @@ def train(config: TrainConfig | str | Path, out_dir: str | Path, progress_callba
                 dist.destroy_process_group()
 
 
+@contextlib.contextmanager
+def stop_on_sigint():
+    """An Event the first Ctrl-C (or the app's SIGINT) sets: the run ends its step, checkpoints and
+    stops. A second Ctrl-C interrupts at once."""
+    stop = threading.Event()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # DDP ranks must stop at the same step: not this way
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler, Ctrl-C interrupts as usual
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.train", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="training config (YAML), e.g. configs/default.yaml")
@@ -423,13 +451,18 @@ def main(argv: list[str] | None = None) -> int:
             overrides = merge_dicts(overrides, {"optim": {"steps": args.steps}})
         config = load_config(args.config, overrides)
         out = args.out or str(Path("runs") / Path(args.config).stem)
-        weights = train(config, out, resume=args.resume, init_weights=args.init, overwrite=args.overwrite)
+        with stop_on_sigint() as stop:
+            weights = train(config, out, stop_event=stop, resume=args.resume, init_weights=args.init,
+                            overwrite=args.overwrite)
     except CestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("stopped: rerun with --resume to continue from the last checkpoint", file=sys.stderr)
+        print("stopped at once: resuming continues from the last checkpoint", file=sys.stderr)
         return 130
+    if stop.is_set():
+        print("stopped after the current step; its checkpoint is kept and resuming continues from it",
+              file=sys.stderr)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"weights: {weights}")
     return 0

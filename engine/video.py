@@ -33,6 +33,9 @@ from engine.videoio import VideoWriter, iter_frames, probe
 
 log = logging.getLogger("cest")
 POSE_SMOOTHING = 0.5  # weight of the previous frame's viewpoint
+# Visibility the current frame's own (filled) albedo counts for in the running mean: texels no frame
+# saw (inside the mouth, the nostrils, under the chin) take it, as photo mode's unseen texels do.
+UNSEEN_PRIOR = 0.05
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Track:
         self.weight_sum += 1
         self.albedo_sum += params.albedo * weight
         self.albedo_weight += weight
-        albedo = self.albedo_sum / self.albedo_weight.clamp_min(1e-6)
+        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
         smoothed = params.replace(identity=self.identity_sum / self.weight_sum, albedo=albedo)
         if self.previous is not None:
             a = POSE_SMOOTHING
@@ -115,7 +118,8 @@ def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: boo
     stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
     problems: list[str] = []
     started = time.perf_counter()
-    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False)
+    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False,
+               disable=None)  # a bar on a terminal only
     try:
         # Both files are written beside their final names and renamed when complete (Ctrl-C included).
         with VideoWriter(folder / "reconstruction.mp4", info.fps) as writer, \

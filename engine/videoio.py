@@ -40,7 +40,7 @@ def _open(path: Path, options: dict | None = None):
     try:
         container = av.open(str(path), options=options or {})
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoReadError(f"{path}: not a readable video ({exc})") from exc
+        raise VideoReadError(f"{path}: not a readable video ({_reason(exc)})") from exc
     if not container.streams.video:
         container.close()
         raise VideoReadError(f"{path}: has no video stream (audio only?)")
@@ -159,7 +159,9 @@ def _decode(container, stream, path: Path, notes: list[str]):
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    """FFmpeg's own words, without the "[Errno 1094995529]" code or the path repeated."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
 
 
 class VideoWriter:

@@ -13,3 +13,11 @@ def test_bench_prints_figures_and_a_json_line_last(capsys):
     if "cest_end_to_end_ms" in figures:  # weights ship: each estimator's share is timed too
         parts = sum(figures[f"estimator_{n}_ms"] for n in ("viewpoint", "shape", "reflectance", "illumination"))
         assert 0.05 * figures["cest_end_to_end_ms"] < parts < figures["cest_end_to_end_ms"] * 1.5
+
+
+def test_bench_measures_with_the_threads_cest_reconstruct_uses():
+    from engine.bench import build_parser
+    from engine.cli import build_parser as cli_parser
+
+    sub = next(a for a in cli_parser()._actions if a.dest == "command").choices["reconstruct"]
+    assert build_parser().parse_args([]).threads == sub.parse_args(["x", "-o", "y"]).threads == 1

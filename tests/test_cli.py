@@ -49,6 +49,37 @@ def test_outputs_are_sane(reconstructed):
     render, albedo = preview[:, 256:512].astype(int), preview[:, 512:768]
     assert np.abs(render - preview[:, :256].astype(int)).mean() < 25  # the re-render looks like the input
     assert (albedo.sum(-1) > 0).mean() > 0.4  # the albedo covers the face
+    from engine.outputs import PREVIEW_PANELS, label_panel
+
+    for i, (_, text) in enumerate(PREVIEW_PANELS):  # each panel says what it is
+        corner = preview[:20, 256 * i:256 * i + 40]
+        assert (corner > 200).any() and (corner < 60).mean() > 0.3, text
+    blank = np.zeros((256, 256, 3), np.uint8)
+    assert not np.array_equal(label_panel(blank, "input"), label_panel(blank, "albedo"))
+
+
+def test_piped_output_keeps_bars_and_error_lines_apart(tmp_path, capsys):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("hello")
+    assert main(["reconstruct", str(bad), str(SAMPLE), str(bad), "-o", str(tmp_path / "out"),
+                 "--method", "fit", "--formats", "ply"]) == 1
+    err = capsys.readouterr().err
+    assert "\r" not in err, "no progress bar redraws when stderr is not a terminal"
+    assert all(line.startswith("error:") for line in err.splitlines() if "error:" in line)
+    assert "XNNPACK" not in err
+
+
+def test_no_tensorflow_lite_info_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "reconstruct", str(SAMPLE), "-o", str(tmp_path),
+                          "--method", "fit", "--formats", "ply"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "TensorFlow Lite" not in out.stderr + out.stdout
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, capsys):

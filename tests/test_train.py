@@ -170,3 +170,39 @@ def test_finetune_end_to_end_on_a_few_frames(tmp_path):
     assert model.config == load_config(SMOKE).model
     before = CestModel.load(base).state_dict()
     assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_sigint_stops_after_the_step_checkpoints_it_and_shows_a_sample(tmp_path):
+    """What the app's Stop sends: the run ends its step, checkpoints that very step, writes a
+    sample grid (a short run shows one too) and says so without a command-line flag."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-m", "engine.train", str(SMOKE), "--out", str(run), "--steps", "5000",
+                              "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "log.every=1",
+                              "--set", "log.checkpoint_every=1000", "--set", "log.samples_every=1000"],
+                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if json.loads((run / "status.json").read_text())["step"] >= 7:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err[-2000:]
+    status = json.loads((run / "status.json").read_text())
+    step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert status["state"] == "stopped" and status["step"] == step >= 7
+    assert (run / "samples" / f"step_{step:07d}.png").exists()
+    assert "--resume" not in err
+
+
+def test_a_short_run_writes_a_sample_at_its_end(tmp_path):
+    train(smoke(tmp_path, steps=3), tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run" / "samples").glob("*.png")] == ["step_0000003.png"]

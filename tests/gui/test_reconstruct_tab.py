@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,8 +77,10 @@ def test_colour_presets_views_and_resets(qtbot, window, opened):
     _move(qtbot, window, lambda: controls.set_color((1.0, 0.55, 0.3)))
     after_2d, after_3d = _images(window)
     assert _changed(before_2d, after_2d) > 0.3 and _changed(before_3d, after_3d) > 0.3
-    _move(qtbot, window, lambda: controls.apply_preset("Rim"))
+    rim = controls.preset.findText("Rim")
+    _move(qtbot, window, lambda: (controls.preset.setCurrentIndex(rim), controls.preset.activated.emit(rim)))
     assert controls.state().light_mode == "settings"
+    assert controls.preset.currentText() == "Rim" and "Rim" in controls.light_label.text()  # it stays chosen
     for view in ("albedo", "shading", "normals", "render"):
         before_2d, before_3d = _images(window)
         button = controls.findChild(type(controls.view_buttons.buttons()[0]), f"view_{view}")
@@ -92,6 +95,7 @@ def test_colour_presets_views_and_resets(qtbot, window, opened):
     assert controls.yaw.value() == pytest.approx(round(opened.pose[1]), abs=1)
     _move(qtbot, window, controls.use_estimated_light)
     assert controls.state().light_mode == "estimated"
+    assert controls.preset.currentIndex() == 0 and "estimated" in controls.light_label.text()
 
 
 def test_second_face_swap_blend_and_light(qtbot, window, opened, tmp_path):
@@ -125,8 +129,12 @@ def test_second_face_swap_blend_and_light(qtbot, window, opened, tmp_path):
 def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
     import trimesh
 
+    from tests.gui.conftest import ROOT
+
     dialog = window.export_dialog()
     assert dialog is not None
+    first = Path(dialog.folder.text())
+    assert ROOT not in first.parents and first.name == "astronaut_export", first  # not inside the repository
     dialog.folder.setText(str(tmp_path / "out"))
     dialog.name.setText("astro")
     dialog.bake.setChecked(False)
@@ -134,8 +142,9 @@ def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
         dialog.accept()  # the OK button's path: accepted -> MainWindow.export_to(dialog.options())
     files = {p.split("/")[-1] for p in done.args[0]}
     out = tmp_path / "out"
-    for name in ("astro.obj", "astro.mtl", "astro.ply", "astro.glb", "astro_3d_view.png", "astro_render.png",
-                 "astro_albedo.png", "astro_shading.png", "astro_normals.png", "astro_depth.png",
+    for name in ("astro.obj", "astro.mtl", "astro.ply", "astro.glb", "astro_3d_view.png", "astro_map_render.png",
+                 "astro_albedo.png", "astro_map_albedo.png", "astro_map_shading.png", "astro_map_normals.png",
+                 "astro_map_depth.png",
                  "astro_params.json"):
         assert name in files, name
         assert (out / name).stat().st_size > 0, name
@@ -144,9 +153,15 @@ def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
     assert mesh.visual.uv is not None and mesh.visual.material.image is not None
     glb = trimesh.load(out / "astro.glb", force="mesh", process=False)
     assert len(glb.faces) == opened.model.faces.shape[0]
+    uv_texture = np.asarray(glb.visual.material.baseColorTexture.convert("RGB"))
+    assert np.array_equal(np.asarray(mesh.visual.material.image.convert("RGB")), uv_texture)
+    assert len(done.args[0]) == len(set(done.args[0])) == len([p for p in out.iterdir() if p.is_file()])
     params = json.loads((out / "astro_params.json").read_text())
     assert len(params["sh_light_9x3"]) == 9
     assert not list(out.glob(".*tmp*")), "no temporary files left behind"
+    again = window.export_dialog()  # the last folder used is proposed again
+    assert Path(again.folder.text()) == out.resolve()
+    again.reject()
 
 
 def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, opened, tmp_path):
@@ -155,8 +170,12 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
 
     fake = tmp_path / "holiday.jpg"
     fake.write_text("this is not an image")
+    window.message.hide()
+    top = window.tab.mapTo(window, window.tab.rect().topLeft()).y()
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.open_path(str(fake))
+    qtbot.wait(50)
+    assert window.tab.mapTo(window, window.tab.rect().topLeft()).y() == top, "the error bar pushed the layout"
     assert "holiday.jpg" in err.args[0] and "image" in err.args[0]
     assert window.message.isVisible() and "holiday.jpg" in window.message.text()
     assert "Traceback" not in window.message.text()
@@ -173,6 +192,7 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.dropEvent(event)  # drag and drop goes through the same open path
     assert "no face" in err.args[0].lower()
+    assert "still showing astronaut.png" in err.args[0]  # says what the screen shows
 
     missing = tmp_path / "gone.mp4"
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
@@ -185,7 +205,19 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
     _move(qtbot, window, lambda: window.tab.controls.azimuth.set_value(-100))
     after_2d, _after_3d = _images(window)
     assert _changed(before_2d, after_2d) > 0.3
-    assert str(blank) in window.recent_files() and str(fake) in window.recent_files()
+    assert str(blank) not in window.recent_files() and str(fake) not in window.recent_files()
+    assert str(SAMPLE) in window.recent_files()
+
+
+def test_recent_files_keep_absolute_paths(qtbot, window, opened, monkeypatch):
+    import os
+
+    monkeypatch.chdir(SAMPLE.parent.parent)
+    relative = os.path.relpath(SAMPLE)
+    assert not os.path.isabs(relative)
+    open_and_wait(qtbot, window, relative)
+    assert window.recent_files()[0] == str(SAMPLE)
+    assert all(os.path.isabs(p) for p in window.recent_files())
 
 
 def test_shortcuts_and_settings(window, opened):

@@ -135,7 +135,20 @@ def test_video_background_reconstruction_scrub_export_and_latency(qtbot, window,
         qtbot.waitUntil(lambda i=index: window.face is not None and window.face.frame == i, timeout=10_000)
         qtbot.waitUntil(window.preview_settled, timeout=30_000)
         keys.add(window.face.key)
+        assert window.tab.timeline.frame_label.text() == f"frame {index + 1} / 6"
     assert len(keys) == 3
+    timeline = window.tab.timeline
+    timeline.slider.setValue(2)  # a drag moves the slider itself: the counter follows
+    assert timeline.frame_label.text() == "frame 3 / 6"
+    timeline.toggle_play()
+    assert not timeline.play_button.icon().isNull() and timeline.play_button.text() == ""  # no missing glyph
+    timeline.toggle_play()
+    timeline.progress.setRange(0, 75)
+    timeline.progress.setValue(20)
+    assert timeline.progress.fontMetrics().horizontalAdvance(timeline.progress.text()) < timeline.progress.width()
+    with qtbot.waitSignal(window.video_finished, timeout=5_000):  # a damaged file is not a plain success
+        window._video_done(window._video, {**summary, "damaged": "skipped damaged data (x); 6 frames decoded"})
+    assert window.message.kind == "warning" and "damaged" in window.message.text()
     save_shot(window, "06_video_scrubbed")
 
     # the sequence exports as per-frame meshes and a re-rendered MP4, through the dialog's path
@@ -170,7 +183,12 @@ def test_video_cancel_and_corrupt_video(qtbot, window, tmp_path):
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.open_path(str(corrupt))
     assert "broken.mp4" in err.args[0]
-    assert "Traceback" not in window.message.text()
+    assert "Traceback" not in window.message.text() and "Errno" not in window.message.text()
+    timeline = window.tab.timeline
+    assert timeline.frame_label.text() == "no video" and not timeline.play_button.isEnabled()
+    open_and_wait(qtbot, window, SAMPLE)  # after a photo the handle rests at the start
+    assert timeline.frame_label.text() == "no video" and timeline.slider.value() == 0
+    assert timeline.slider.maximum() == 0
 
 
 def _smoke_config() -> Path:
@@ -187,28 +205,40 @@ def test_train_tab_start_stop_resume_and_the_model_appears(qtbot, window, tmp_pa
     tab = window.train_tab
     window.tabs.setCurrentWidget(tab)
     tab.recipe.setCurrentIndex(tab.recipe.findText("smoke.yaml"))
-    tab.steps.setValue(14)  # the smoke recipe checkpoints every 10 steps
+    tab.start_model.setCurrentIndex(tab.start_model.findText("From scratch"))  # the smoke recipe's tiny model
+    tab.steps.setValue(40)  # the smoke recipe checkpoints and samples every 10 steps
     tab.out_edit.setText(str(tmp_path / "run"))
     tab.videos.clear()
-    with LoopProbe() as probe:  # the run starts, trains and checkpoints in its child process
+    with LoopProbe() as probe:  # the run starts and trains in its child process
         tab.start_button.click()
         qtbot.waitUntil(lambda: tab.running(), timeout=30_000)
-        qtbot.waitUntil(lambda: int(tab.status.get("step") or 0) >= 10
-                        and (tmp_path / "run" / "checkpoint.pt").exists(), timeout=240_000)
+        qtbot.waitUntil(lambda: int(tab.status.get("step") or 0) >= 3, timeout=240_000)
     save_shot(window, "07_training")
     with qtbot.waitSignal(tab.process.finished, timeout=60_000) as stopped:
         tab.stop_button.click()
     assert stopped.args[1] == "stopped"
-    assert "Stopped" in tab.progress_label.text()
-    assert tab.loss_plot.series and tab.samples.array() is not None
+    import torch
+
+    at = int(tab.status["step"])
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == at, "Stop checkpoints"
+    assert f"Stopped at step {at}" in tab.progress_label.text()
+    assert f"step {at}" in window.statusBar().currentMessage()  # the new model's step is the plot's
+    assert tab.loss_plot.series and tab.samples.array() is not None  # a sample, even before step 10
+    assert tab.samples.array().shape[1] >= 6 * 128, "samples large enough to see"
+    assert "--resume" not in tab.log.toPlainText()
     figures = probe.check("a training run goes")
     (ARTIFACTS / "gui_training_figures.json").write_text(json.dumps(figures, indent=1))
 
+    steps_seen: list[int] = []
+    tab.status_changed.connect(lambda status: steps_seen.append(int(status.get("step") or 0)))
     with qtbot.waitSignal(tab.model_trained, timeout=240_000) as trained:
         tab.resume_button.click()
     weights = trained.args[0]
     assert Path(weights).exists()
-    assert tab.status.get("state") == "done" and tab.status.get("step") == 14
+    assert tab.status.get("state") == "done" and tab.status.get("step") == 40
+    assert tab.start_model.currentText() == "From scratch"  # the person's choice survives the new model
+    assert steps_seen and min(steps_seen) >= at, f"Resume continues from step {at}: saw {steps_seen}"
+    assert min(s for s in steps_seen if s > at) <= at + 5  # its next report, not a restart
     save_shot(window, "08_training_done")
     # the new model is selectable and remembered; switching re-runs the current face
     keys = [window.model_combo.itemData(i) for i in range(window.model_combo.count())]
@@ -271,3 +301,41 @@ def test_a_crashing_training_run_leaves_the_window_working(qtbot, window, tmp_pa
     assert "crashed" in err.args[0]
     assert tab.start_button.isEnabled() and tab.resume_button.isEnabled() and not tab.running()
     assert window.isVisible()
+
+
+def test_train_tab_defaults_folder_recipes_and_start_model(qtbot, window, tmp_path, monkeypatch):
+    import cest_studio.train_setup as setup
+
+    tab = window.train_tab
+    runs = setup.default_runs_folder()
+    assert " " not in str(runs) and str(runs).count("cest-studio") == 1
+    names = [tab.recipe.itemText(i) for i in range(tab.recipe.count())]
+    assert len(names) == len(set(names)) and not (setup.FINETUNE_RECIPE in names and setup.BUILTIN_RECIPE in names)
+    from engine.infer import default_weights
+
+    from cest_studio.tasks import available_models
+
+    tab.start_model.clear()  # as a new window has it
+    tab.set_models(available_models())
+    if default_weights() is not None:  # fine-tuning starts from the shipped model
+        assert tab.start_model.currentData() == str(default_weights())
+    # the folder is named when Start is pressed (here the run fails at once: its video is missing)
+    monkeypatch.setattr(setup, "default_runs_folder", lambda: tmp_path / "runs")
+    tab.out_edit.setText("")
+    tab.videos.clear()
+    tab.videos.addItem(str(tmp_path / "no_such_video.mp4"))
+    before = time.strftime("run-%Y%m%d-%H%M%S")
+    with qtbot.waitSignal(window.error_shown, timeout=60_000):
+        tab.start_button.click()
+    stamped = Path(tab.out_edit.text())
+    assert stamped.parent == tmp_path / "runs" and stamped.name >= before
+    # Start on a folder that holds a run proposes a fresh one and starts nothing
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "checkpoint.pt").write_bytes(b"")
+    tab.out_edit.setText(str(used))
+    with qtbot.waitSignal(tab.notice, timeout=5_000) as notice:
+        tab.start_button.click()
+    assert "Press Start again" in notice.args[0] and not tab.running()
+    assert Path(tab.out_edit.text()).parent == tmp_path / "runs"
+    tab.videos.clear()
