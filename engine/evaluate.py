@@ -866,6 +866,19 @@ def landmarks_markdown(results: dict) -> str:
 # --------------------------------------------------------------------------------------- CLI
 
 
+def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
+    from engine.evaluation.same_person import evaluate_same_person, same_person_markdown
+
+    results = evaluate_same_person(args.same_person, methods, weights, args.device, progress=progress,
+                                   pattern=args.people)
+    (out / "same_person.json").write_text(json.dumps(results, indent=1) + "\n")
+    text = same_person_markdown(results)
+    (out / "same_person.md").write_text(text)
+    print(text)
+    print(json.dumps({k: results[k] for k in ("benchmark", "people", "methods")}))
+    return 0
+
+
 def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
     from engine.evaluation.aflw2000 import aflw2000_markdown, evaluate_aflw2000
 
@@ -899,6 +912,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="AFLW2000-3D images with their .mat files (or 3DDFA's .npy arrays, see --aflw-gt)",
     )
+    what.add_argument(
+        "--same-person",
+        type=Path,
+        metavar="DIR",
+        help="one folder per person with several photos: within/between-person shape and albedo distance",
+    )
+    p.add_argument("--people", default="*", help="with --same-person: glob of the person folders (e.g. '[S-Z]*')")
     p.add_argument("--aflw-gt", type=Path, help="folder of 3DDFA's AFLW2000-3D arrays (default: DIR)")
     p.add_argument(
         "--aflw-points",
@@ -952,6 +972,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.aflw2000 is not None:
         return _run_aflw2000(args, methods, weights, progress, out)
+    if args.same_person is not None:
+        return _run_same_person(args, methods, weights, progress, out)
     if args.landmarks is not None:
         results = evaluate_landmarks(
             args.landmarks, methods, weights, not args.pts_zero_based, args.detector, args.device, progress

@@ -1,0 +1,58 @@
+"""300-W figures (failure rate and AUC at 8%, inner 51) and the same-person distance ratio."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from engine.evaluation.landmark_figures import auc, figures, point_errors
+from engine.evaluation.same_person import within_between
+from tests.conftest import SAMPLE
+
+
+def test_auc_and_failure_rate_known_answers():
+    assert auc(np.zeros(10)) == pytest.approx(1.0, abs=1e-3)
+    assert auc(np.full(10, 0.1)) == 0.0
+    assert auc(np.full(4, 0.04)) == pytest.approx(0.5, abs=2e-3)  # the curve steps to 1 half-way
+    f = figures(np.array([0.02, 0.04, 0.09, 0.12]), np.array([0.01, 0.03, 0.05, 0.07]))
+    assert f["failure_rate_8"] == 50.0 and f["nme"] == pytest.approx(6.75) and f["nme_inner51"] == pytest.approx(4.0)
+
+
+def test_point_errors_use_the_outer_eye_corners():
+    truth = np.zeros((68, 2))
+    truth[45] = [100.0, 0.0]
+    pred = truth + [10.0, 0.0]
+    np.testing.assert_allclose(point_errors(pred, truth), 0.1)
+
+
+def test_within_between_ratio():
+    people = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0], [5.1, 0.0]])
+    r = within_between(people, np.array([0, 0, 1, 1]))
+    assert r["within"] == pytest.approx(0.1 / np.sqrt(2))
+    assert r["ratio"] < 0.05
+    same = within_between(np.array([[0.0], [1.0], [0.0], [1.0]]), np.array([0, 0, 1, 1]))
+    assert same["ratio"] > 1  # alternating photos: nothing known of who is who
+
+
+def test_landmark_eval_reads_ppm_and_reports_the_300w_figures(tmp_path, capsys):
+    from PIL import Image
+
+    from engine.annotations import write_pts
+    from engine.detect import default_detector
+    from engine.evaluate import main
+    from engine.imageio import load_image
+
+    image = load_image(SAMPLE)
+    Image.fromarray(image).save(tmp_path / "face.ppm")
+    write_pts(tmp_path / "face.pts", default_detector().detect(image)[0].landmarks)
+    assert main(["--landmarks", str(tmp_path), "--methods", "fit", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["faces"] == 1 and last["detected"] == 1
+    det = last["figures_300w"]["detector"]
+    assert det["nme"] < 0.5 and det["failure_rate_8"] == 0 and det["auc_8"] > 0.9
+    row = json.loads((tmp_path / "out" / "landmarks_nme.json").read_text())["per_image"][0]
+    assert set(row["nme_inner51"]) == {"detector", "fit"}
+    shutil.rmtree(tmp_path / "out")
