@@ -763,18 +763,18 @@ def evaluate_landmarks(
         raise FileNotFoundError(
             f"{folder}: no images with 68-point annotations (.pts beside them or dlib XML)"
         )
-    det = create_detector(detector)
+    det = detector if hasattr(detector, "detect") else create_detector(detector)
     methods = [m for m in (methods or ["fit", "cest"]) if m in ("fit", "cest", "cest-unconditional")]
     recons, skipped = {}, {}
     for name in methods:
         if name == "fit":
-            recons[name] = Reconstructor(method="fit", device=device, detector=detector)
+            recons[name] = Reconstructor(method="fit", device=device, detector=det)
             continue
         path = Path((weights or {}).get(name) or default_weights(name))
         if not path.is_file():
             skipped[name] = f"no weights at {path}"
             continue
-        recons[name] = Reconstructor(method="cest", weights=path, device=device, detector=detector,
+        recons[name] = Reconstructor(method="cest", weights=path, device=device, detector=det,
                                         detail=False)  # the networks themselves, not the display texture
     rows = []
     for ann in tqdm(faces, desc="annotated faces", unit="face", disable=not progress):
@@ -866,6 +866,15 @@ def landmarks_markdown(results: dict) -> str:
 # --------------------------------------------------------------------------------------- CLI
 
 
+def _detector(args):
+    """The --detector backend, or the default one with the --refiner file."""
+    if args.refiner is None:
+        return args.detector
+    from engine.detect import MediaPipeDetector
+
+    return MediaPipeDetector(refiner=args.refiner)
+
+
 def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
     from engine.evaluation.same_person import evaluate_same_person, same_person_markdown
 
@@ -883,7 +892,7 @@ def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
     from engine.evaluation.aflw2000 import aflw2000_markdown, evaluate_aflw2000
 
     results = evaluate_aflw2000(args.aflw2000, methods, weights, args.aflw_gt, args.aflw_points,
-                                args.detector, args.device, progress)
+                                _detector(args), args.device, progress)
     (out / "aflw2000.json").write_text(json.dumps(results, indent=1) + "\n")
     text = aflw2000_markdown(results)
     (out / "aflw2000.md").write_text(text)
@@ -950,6 +959,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--supersample", type=int, default=1, help="anti-aliasing of the synthetic images")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--detector", default="auto", help="detector backend (engine.detect)")
+    p.add_argument("--refiner", type=Path, default=None,
+                   help="with --landmarks/--aflw2000: another landmark refiner file for the default detector")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
@@ -976,7 +987,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_same_person(args, methods, weights, progress, out)
     if args.landmarks is not None:
         results = evaluate_landmarks(
-            args.landmarks, methods, weights, not args.pts_zero_based, args.detector, args.device, progress
+            args.landmarks, methods, weights, not args.pts_zero_based, _detector(args), args.device, progress
         )
         (out / "landmarks_nme.json").write_text(json.dumps(results, indent=1) + "\n")
         text = landmarks_markdown(results)

@@ -19,7 +19,7 @@ from engine.camera import pixels_to_ndc
 from engine.crop import CropBox, crop_image, crop_params_from_landmarks, image_to_crop
 from engine.delight import delight
 from engine.detail import add_image_detail
-from engine.detect import Face, NoFaceError, create_detector
+from engine.detect import Detector, Face, NoFaceError, create_detector
 from engine.export import MeshData
 from engine.facemodel import FaceModel
 from engine.fit import fit_landmarks
@@ -72,13 +72,14 @@ class Reconstructor:
     """Reconstructs faces with one method; holds the face model, renderer, detector and weights."""
 
     def __init__(self, method: str = "auto", weights: str | Path | None = None,
-                 device: str = "cpu", detector: str = "auto", detail: bool = True):
+                 device: str = "cpu", detector: str | Detector = "auto", detail: bool = True):
         self.device = torch.device(device)
         self.model = FaceModel.load(device=self.device)
         self.renderer = Renderer(self.model.faces, self.model.uvs).to(self.device)
-        self._detector_name = detector
+        given = not isinstance(detector, str)  # a detector object (its name, or a backend name)
+        self._detector_name = getattr(detector, "name", "auto") if given else detector
         self.detail = detail  # CEST: add the photo's fine detail to the network's albedo
-        self._detector = None
+        self._detector = detector if given else None
         self.method, self.weights = self._choose_method(method, weights)
         self.network = self._load_network() if self.method == "cest" else None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CANVAS = 160  # side of the face canvas the cascade reads its descriptors from
+CANVAS = 160  # default side of the face canvas the cascade reads its descriptors from
 MEAN_HALF_EXTENT = 0.36  # the mean shape spans +-0.36 of the canvas around its centre
 
 
@@ -61,27 +61,33 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([m, (dc - m @ sc)[:, None]])
 
 
+def canvas_side(mean: np.ndarray) -> int:
+    return int(round(2 * float(mean.mean(0).mean())))
+
+
 def _hog(window: int) -> cv2.HOGDescriptor:
     cell = window // 4
     return cv2.HOGDescriptor((window, window), (2 * cell, 2 * cell), (cell, cell), (cell, cell), 9)
 
 
-def canvas_gray(image: np.ndarray, to_canvas: np.ndarray, pad: int) -> np.ndarray:
+def canvas_gray(image: np.ndarray, to_canvas: np.ndarray, pad: int, canvas: int) -> np.ndarray:
     """The face warped into the canvas (gray, padded by `pad` on each side)."""
     shifted = to_canvas.copy()
     shifted[:, 2] += pad
-    side = CANVAS + 2 * pad
+    side = canvas + 2 * pad
     warped = cv2.warpAffine(image, shifted, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY) if warped.ndim == 3 else warped
 
 
 def descriptors(image: np.ndarray, points: np.ndarray, mean: np.ndarray, window: int):
-    """HOG around each point in the canvas -> (features (68*D,), image->canvas 2x3, points in canvas)."""
+    """HOG around each point in the canvas -> (features (68*D,), image->canvas 2x3, points in canvas).
+    The canvas side is implied by the mean shape, which spans MEAN_HALF_EXTENT of it around its centre."""
+    canvas = canvas_side(mean)
     to_canvas = similarity(points, mean)
     local = points @ to_canvas[:, :2].T + to_canvas[:, 2]
-    gray = canvas_gray(image, to_canvas, window)
+    gray = canvas_gray(image, to_canvas, window, canvas)
     corners = np.round(local - window / 2).astype(int) + window
-    corners = np.clip(corners, 0, CANVAS + window)
+    corners = np.clip(corners, 0, canvas + window)
     locations = tuple((int(x), int(y)) for x, y in corners)
     feats = _hog(window).compute(gray, (8, 8), (0, 0), locations).ravel()
     return feats, to_canvas, local
@@ -164,12 +170,12 @@ def fit_linear(meshes: np.ndarray, truths: np.ndarray, lam: float = 1e-4) -> np.
     return ridge(x, y, lam)
 
 
-def mean_shape(truths: np.ndarray) -> np.ndarray:
-    """The annotations' mean shape, placed in the canvas."""
+def mean_shape(truths: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
+    """The annotations' mean shape, placed in a canvas of the given side (centred)."""
     ref = truths[0]
     aligned = np.array([t @ (m := similarity(t, ref))[:, :2].T + m[:, 2] for t in truths])
     mean = aligned.mean(0) - aligned.mean((0, 1))
-    return mean / np.abs(mean).max() * CANVAS * MEAN_HALF_EXTENT + CANVAS / 2
+    return mean / np.abs(mean).max() * canvas * MEAN_HALF_EXTENT + canvas / 2
 
 
 def fit_stage(images, points, truths, mean, window: int, lam: float) -> Stage:

@@ -24,7 +24,7 @@ from engine.landmark_refine import LandmarkRefiner, fit_linear, fit_stage, mean_
 from engine.resources import resources_root
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "landmarks300w"
-STAGES = ((32, 3.0), (24, 3.0), (16, 3.0))  # (HOG window in canvas pixels, ridge strength)
+LAMBDA = 3.0  # ridge strength of every stage (relative to the mean feature energy)
 JITTERED_COPIES = 1  # extra training starts per face, moved by a small random similarity
 
 
@@ -57,16 +57,16 @@ def jitter(points: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> n
     return (points - centre) @ rot.T + centre + rng.normal(0, 0.05 * iod, 2)
 
 
-def fit(data: dict[str, list], seed: int = 0, log=print) -> LandmarkRefiner:
+def fit(data: dict[str, list], canvas: int, windows: list[int], seed: int = 0, log=print) -> LandmarkRefiner:
     rng = np.random.default_rng(seed)
     meshes, truths = np.array(data["mesh"]), np.array(data["truth"])
-    refiner = LandmarkRefiner(fit_linear(meshes, truths), mean_shape(truths), [])
+    refiner = LandmarkRefiner(fit_linear(meshes, truths), mean_shape(truths, canvas), [])
     starts = np.array([refiner.initial(m) for m in meshes])
     images = list(data["image"]) * (1 + JITTERED_COPIES)
     targets = np.concatenate([truths] * (1 + JITTERED_COPIES))
     points = np.concatenate([starts] + [np.array([jitter(p, t, rng) for p, t in zip(starts, truths)])
                                         for _ in range(JITTERED_COPIES)])
-    for window, lam in STAGES:
+    for window, lam in ((w, LAMBDA) for w in windows):
         t0 = time.perf_counter()
         stage = fit_stage(images, points, targets, refiner.mean, window, lam)
         refiner.stages.append(stage)
@@ -90,19 +90,22 @@ def measure(refiner: LandmarkRefiner, data: dict[str, list]) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--validate-only", action="store_true")
+    parser.add_argument("--canvas", type=int, default=96, help="face canvas side (px)")
+    parser.add_argument("--windows", default="20,14,10", help="HOG window per stage (px of the canvas)")
     parser.add_argument("--out", type=Path, default=resources_root() / "detect" / "landmark_refiner.npz")
     args = parser.parse_args()
+    windows = [int(w) for w in args.windows.split(",")]
     detector = MediaPipeDetector(refiner=False, threads=1)
     data = {split: collect(split, detector) for split in ("helen_train", "afw")}
     for train, test in (("helen_train", "afw"), ("afw", "helen_train")):
         print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored), measure on {test}:")
-        figures = measure(fit(data[train]), data[test])
+        figures = measure(fit(data[train], args.canvas, windows), data[test])
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     if args.validate_only:
         return
     both = {k: data["helen_train"][k] + data["afw"][k] for k in data["afw"]}
     print(f"fit on both ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
-    fit(both).save(args.out)
+    fit(both, args.canvas, windows).save(args.out)
 
 
 if __name__ == "__main__":

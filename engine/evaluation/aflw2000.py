@@ -187,8 +187,8 @@ def evaluate_aflw2000(folder: Path, methods: list[str] | None = None, weights: d
     if not faces:
         raise FileNotFoundError(f"{folder}: no AFLW2000-3D images with a ground truth (.mat beside "
                                 "them, or 3DDFA's filelist.txt + .npy arrays; see --aflw-gt)")
-    det = create_detector(detector)
-    recons, skipped = _reconstructors(methods or ["fit", "cest"], weights or {}, device, detector)
+    det = detector if hasattr(detector, "detect") else create_detector(detector)
+    recons, skipped = _reconstructors(methods or ["fit", "cest"], weights or {}, device, det)
     rows = [_one_face(f, det, recons) for f in tqdm(faces, desc="AFLW2000-3D", unit="face", disable=not progress)]
     found = [(f, r) for f, r in zip(faces, rows) if r["detected"]]
     names = ["detector", *recons]
