@@ -90,21 +90,25 @@ def measure(refiner: LandmarkRefiner, data: dict[str, list]) -> dict[str, float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--validate-only", action="store_true")
-    parser.add_argument("--canvas", type=int, default=96, help="face canvas side (px)")
-    parser.add_argument("--windows", default="20,14,10", help="HOG window per stage (px of the canvas)")
+    parser.add_argument("--fit-on", choices=("both", "helen_train", "afw"), default="both",
+                        help="the split(s) the saved refiner is fitted on (one split: for held-out figures)")
+    parser.add_argument("--no-validate", action="store_true", help="skip the cross-split figures")
+    parser.add_argument("--canvas", type=int, default=160, help="face canvas side (px)")
+    parser.add_argument("--windows", default="32,24,16", help="HOG window per stage (px of the canvas)")
     parser.add_argument("--out", type=Path, default=resources_root() / "detect" / "landmark_refiner.npz")
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
     detector = MediaPipeDetector(refiner=False, threads=1)
     data = {split: collect(split, detector) for split in ("helen_train", "afw")}
-    for train, test in (("helen_train", "afw"), ("afw", "helen_train")):
+    for train, test in () if args.no_validate else (("helen_train", "afw"), ("afw", "helen_train")):
         print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored), measure on {test}:")
         figures = measure(fit(data[train], args.canvas, windows), data[test])
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     if args.validate_only:
         return
-    both = {k: data["helen_train"][k] + data["afw"][k] for k in data["afw"]}
-    print(f"fit on both ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
+    splits = ("helen_train", "afw") if args.fit_on == "both" else (args.fit_on,)
+    both = {k: sum((data[s][k] for s in splits), []) for k in data["afw"]}
+    print(f"fit on {args.fit_on} ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
     fit(both, args.canvas, windows).save(args.out)
 
 

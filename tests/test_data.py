@@ -104,3 +104,22 @@ def test_training_data_mixes_sources_deterministically(tmp_path):
     assert a["gt_has"].any() or not data.batch(6)["gt_has"].all()
     synthetic_only = data.batch(7, synthetic_only=True)
     assert synthetic_only["gt_has"].all()
+
+
+def test_person_clips_pick_several_photos_of_one_person_and_folders_expand(tmp_path):
+    from engine.data.images import PersonClips
+    from engine.data.mixture import expand_folders
+    from engine.data.video import VideoTrack
+
+    def track(name, n):
+        crops = np.full((n, 8, 8, 3), len(name), np.uint8)
+        return VideoTrack(name, crops, np.zeros((n, 68, 2), np.float32), np.arange(n, dtype=np.int32))
+
+    clips = PersonClips([track("ann", 3), track("bob", 1), track("carla", 12)], frames=4)
+    assert len(clips) == 2  # one photo of a person is no clip
+    clip = clips.sample(1, np.random.default_rng(0))
+    assert clip["image"].shape == (4, 3, 8, 8) and clip["source"] == "carla"
+    assert len(set(clip["image"][:, 0, 0, 0].tolist())) == 1  # all photos of one person
+    for name in ("Ann_A", "Bob_B", "Zoe_Z"):
+        (tmp_path / name).mkdir()
+    assert [p.name for p in expand_folders([str(tmp_path / "[A-R]*")])] == ["Ann_A", "Bob_B"]
