@@ -67,6 +67,16 @@ def _fit_shape(model_pts, bases, rotation, scale, shift, target, weights, prior)
     return torch.linalg.solve(lhs, rhs).squeeze(-1)
 
 
+def _landmark_bases(model: FaceModel, n_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The landmark vertices' mean (68, 3) and bases (K, 68, 3), gathered once per model."""
+    cache = model.__dict__.setdefault("_landmark_bases", {})
+    key = (n_id, model.device, model.landmarks.data_ptr())
+    if key not in cache:
+        lm = model.landmarks
+        cache[key] = (model.mean[lm], torch.cat([model.identity_basis[:n_id, lm], model.expression_basis[:, lm]]))
+    return cache[key]
+
+
 @torch.no_grad()
 def fit_landmarks(model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConfig | None = None) -> LandmarkFit:
     """Fit (B, 68, 2) landmarks in crop NDC (x right, y down) -> LandmarkFit."""
@@ -75,9 +85,8 @@ def fit_landmarks(model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConf
     batch = landmarks_ndc.shape[0]
     target = landmarks_ndc * landmarks_ndc.new_tensor([1.0, -1.0])  # y up, like camera space
     weights = _landmark_weights(config, device)
-    lm = model.landmarks
     n_id = min(config.n_identity, model.n_identity)
-    bases = torch.cat([model.identity_basis[:n_id, lm], model.expression_basis[:, lm]])
+    mean, bases = _landmark_bases(model, n_id)
     prior = torch.cat(
         [
             torch.full((n_id,), config.identity_weight, device=device),
@@ -85,7 +94,6 @@ def fit_landmarks(model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConf
         ]
     )
     coeffs = torch.zeros(batch, bases.shape[0], device=device)
-    mean = model.mean[lm]
     for _ in range(config.iterations):
         shape = mean + torch.einsum("bk,klj->blj", coeffs, bases)
         rotation, scale, shift = _fit_camera(shape, target, weights)
