@@ -28,6 +28,9 @@ def _add_reconstruct(sub) -> None:
                    help="cest: keep the network's own (soft, 64 px) albedo, without the photo's fine detail")
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
     p.add_argument("--meshes", action="store_true", help="videos: also write a mesh per frame")
+    p.add_argument("--animation", action="store_true",
+                   help="videos: also write animation.glb (textured head, expressions as morph targets, "
+                        "animated) and blendshapes.csv (ARKit curves, Live Link Face layout)")
     p.add_argument("--formats", default="obj,ply,glb", help="mesh formats to write")
     p.set_defaults(func=_run_reconstruct)
 
@@ -42,7 +45,8 @@ def _run_reconstruct(args) -> int:
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,
                              device=args.device, detector=args.detector, all_faces=args.all_faces,
-                             meshes=args.meshes, formats=formats, detail=not args.no_detail)
+                             meshes=args.meshes, formats=formats, detail=not args.no_detail,
+                             animation=args.animation)
 
 
 # Sub-commands whose arguments their own module parses.
