@@ -26,6 +26,21 @@ def read_records(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
+def main_track_frame(records: list[dict]) -> int:
+    """The last frame of the track seen in the most frames: its running means are the clip's one shape
+    (as engine.video.MainShape chooses during a run)."""
+    counts: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for record in records:
+        if record.get("face"):
+            track = int(record.get("track", 0))
+            counts[track] = counts.get(track, 0) + 1
+            last[track] = int(record["frame"])
+    if not counts:
+        raise ValueError("no frame of the video has a face")
+    return last[max(counts, key=lambda t: (counts[t], t))]
+
+
 def head_animation(model: FaceModel, identity: torch.Tensor, albedo: torch.Tensor, motion: mo.Motion) -> HeadAnimation:
     """The glTF content: the neutral face of ``identity`` (1, n_identity) textured with ``albedo``
     (1, 3, T, T), and keyframes of the smoothed, gap-filled ``motion``."""

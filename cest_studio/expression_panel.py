@@ -1,0 +1,83 @@
+"""Expression sliders, one group per face region (brows, eyes, cheeks, mouth, jaw).
+
+Widgets only: the sliders show the face's estimated weights; moving one emits every weight
+(``changed``); "Reset to estimate" emits None (the estimate). The region grouping and the slider
+labels come from engine.expressions (no maths here).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGroupBox, QPushButton, QToolButton, QVBoxLayout, QWidget
+
+from cest_studio.widgets import LabeledSlider
+
+
+class ExpressionPanel(QGroupBox):
+    changed = Signal(object)  # tuple of every weight, or None for the estimate
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("Expression", parent)
+        self._layout = QVBoxLayout(self)
+        self.sliders: list[LabeledSlider] = []
+        self.names: list[str] = []
+        self.groups: dict[str, QWidget] = {}
+        self._estimate: tuple[float, ...] = ()
+        self._edited = False
+        self.reset_button = QPushButton("Reset to estimate")
+        self.reset_button.clicked.connect(self.reset)
+        self._layout.addWidget(self.reset_button)
+
+    def _build(self, names: list[str]) -> None:
+        from engine.expressions import label, regions
+
+        self.names = list(names)
+        self.sliders = [None] * len(names)
+        for region, indices in regions(names).items():
+            toggle = QToolButton()
+            toggle.setText(f"{region.capitalize()} ({len(indices)})")
+            toggle.setCheckable(True)
+            toggle.setChecked(region in ("mouth", "jaw"))
+            body = QWidget()
+            body_layout = QVBoxLayout(body)
+            body_layout.setContentsMargins(8, 0, 0, 0)
+            for i in indices:
+                slider = LabeledSlider(label(names[i]), 0.0, 1.0, 0.0, 0.01, 2)
+                slider.setObjectName(f"expression_{names[i]}")
+                slider.setToolTip(names[i])
+                slider.valueChanged.connect(self._moved)
+                body_layout.addWidget(slider)
+                self.sliders[i] = slider
+            body.setVisible(toggle.isChecked())
+            toggle.toggled.connect(body.setVisible)
+            self._layout.insertWidget(self._layout.count() - 1, toggle)
+            self._layout.insertWidget(self._layout.count() - 1, body)
+            self.groups[region] = body
+
+    def set_face(self, names: list[str], estimate: tuple[float, ...], keep_edits: bool) -> None:
+        """A new face (or frame): show its estimate unless the sliders were moved and ``keep_edits``."""
+        if not self.sliders:
+            self._build(names)
+        self._estimate = tuple(float(v) for v in estimate)
+        if not (keep_edits and self._edited):
+            self._edited = False
+            self._show(self._estimate)
+
+    def values(self) -> tuple[float, ...]:
+        return tuple(slider.value() for slider in self.sliders)
+
+    def slider(self, name: str) -> LabeledSlider:
+        return self.sliders[self.names.index(name)]
+
+    def _show(self, values) -> None:
+        for slider, value in zip(self.sliders, values):
+            slider.set_value(value, silent=True)
+
+    def _moved(self, _value: float) -> None:
+        self._edited = True
+        self.changed.emit(self.values())
+
+    def reset(self) -> None:
+        self._edited = False
+        self._show(self._estimate)
+        self.changed.emit(None)
