@@ -282,8 +282,9 @@ class ControlsPanel(QScrollArea):
             self._state = dataclasses.replace(self._state, pose=None)
         self._update_light_label()
 
-    def set_second_face(self, crop, light: dict, source: str) -> None:
+    def set_second_face(self, crop, light: dict, source: str, expression: tuple[float, ...] = ()) -> None:
         self._second_light = dict(light)
+        self.expressions.set_second(expression)
         image = to_qimage(crop).scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio,
                                        Qt.TransformationMode.SmoothTransformation)
         from PySide6.QtGui import QPixmap

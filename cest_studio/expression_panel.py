@@ -2,13 +2,14 @@
 
 Widgets only: the sliders show the face's estimated weights; moving one emits every weight
 (``changed``); "Reset to estimate" emits None (the estimate). The region grouping and the slider
-labels come from engine.expressions (no maths here).
+labels come from engine.expressions (no maths here). "Second face's expression" sets the sliders
+to the second face's estimate: expression transfer.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QGroupBox, QPushButton, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QHBoxLayout, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from cest_studio.widgets import LabeledSlider
 
@@ -24,9 +25,17 @@ class ExpressionPanel(QGroupBox):
         self.groups: dict[str, QWidget] = {}
         self._estimate: tuple[float, ...] = ()
         self._edited = False
+        self._second: tuple[float, ...] = ()
         self.reset_button = QPushButton("Reset to estimate")
         self.reset_button.clicked.connect(self.reset)
-        self._layout.addWidget(self.reset_button)
+        self.second_button = QPushButton("Second face's expression")
+        self.second_button.setToolTip("Wear the second face's expression (File > Open second face)")
+        self.second_button.setEnabled(False)
+        self.second_button.clicked.connect(self.use_second)
+        row = QHBoxLayout()
+        row.addWidget(self.reset_button)
+        row.addWidget(self.second_button)
+        self._layout.addLayout(row)
 
     def _build(self, names: list[str]) -> None:
         from engine.expressions import label, regions
@@ -81,3 +90,13 @@ class ExpressionPanel(QGroupBox):
         self._edited = False
         self._show(self._estimate)
         self.changed.emit(None)
+
+    def set_second(self, expression: tuple[float, ...]) -> None:
+        self._second = tuple(expression)
+        self.second_button.setEnabled(bool(self._second))
+
+    def use_second(self) -> None:
+        if self._second and self.sliders:
+            self._edited = True
+            self._show(self._second)
+            self.changed.emit(self.values())

@@ -481,7 +481,7 @@ class MainWindow(QMainWindow):
 
     def _second_done(self, second: SecondFace) -> None:
         self.second = second
-        self.tab.controls.set_second_face(second.crop, second.light, second.source)
+        self.tab.controls.set_second_face(second.crop, second.light, second.source, second.expression)
         self.statusBar().showMessage(f"Second face: {Path(second.source).name}. Blend or swap its reflectance, "
                                      "or use its light.", 8000)
         if self._apply_second_light:

@@ -95,13 +95,14 @@ class FaceResult:
 
 @dataclass
 class SecondFace:
-    """The face whose reflectance or light is borrowed."""
+    """The face whose reflectance, light or expression is borrowed."""
 
     source: str
     crop: np.ndarray
     albedo: object  # (1, 3, T, T) tensor
     light_tensor: object  # (1, 9, 3) tensor
     light: dict  # as EditState fields
+    expression: tuple[float, ...] = ()  # its estimated expression weights (expression transfer)
     key: int = field(default_factory=lambda: next(_keys))
 
 
@@ -274,7 +275,8 @@ class EngineSession:
 
         recon = self._require().reconstruct(path)
         return SecondFace(source=str(path), crop=recon.crop, albedo=recon.params.albedo,
-                          light_tensor=recon.params.light, light=light_fields(light_to_settings(recon.params.light)))
+                          light_tensor=recon.params.light, light=light_fields(light_to_settings(recon.params.light)),
+                          expression=tuple(float(v) for v in recon.params.expression[0].tolist()))
 
     # -- video (reconstructed in a child process: cest_studio.video_job)
 

@@ -31,6 +31,9 @@ def _add_reconstruct(sub) -> None:
     p.add_argument("--animation", action="store_true",
                    help="videos: also write animation.glb (textured head, expressions as morph targets, "
                         "animated) and blendshapes.csv (ARKit curves, Live Link Face layout)")
+    p.add_argument("--expressions-from", type=Path, metavar="SOURCE",
+                   help="the target photos wear SOURCE's expressions: a photo's (in every output) or a "
+                        "video's (animation.glb + blendshapes.csv of the target's head)")
     p.add_argument("--formats", default="obj,ply,glb", help="mesh formats to write")
     p.set_defaults(func=_run_reconstruct)
 
@@ -43,6 +46,12 @@ def _run_reconstruct(args) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    if args.expressions_from is not None:
+        from engine.transfer import transfer_paths
+
+        return transfer_paths(args.inputs, args.expressions_from, args.out, formats, method=args.method,
+                              weights=args.weights, device=args.device, detector=args.detector,
+                              detail=not args.no_detail)
     return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,
                              device=args.device, detector=args.detector, all_faces=args.all_faces,
                              meshes=args.meshes, formats=formats, detail=not args.no_detail,

@@ -72,3 +72,22 @@ def test_export_animation_of_a_video(qtbot, window, tmp_path):
     gltf = pygltflib.GLTF2().load(str(tmp_path / "anim" / "animation.glb"))
     assert len(gltf.meshes[0].primitives[0].targets) == 53
     assert gltf.accessors[gltf.animations[0].samplers[0].input].count >= faces
+
+
+def test_second_face_expression_transfer(qtbot, window, tmp_path):
+    from PIL import Image
+
+    from engine.imageio import load_image
+
+    open_and_wait(qtbot, window, SAMPLE)
+    wait_viewport(qtbot, window)
+    other = tmp_path / "mirrored.png"
+    Image.fromarray(np.ascontiguousarray(load_image(SAMPLE)[:, ::-1])).save(other)
+    with qtbot.waitSignal(window.second_face_ready, timeout=120_000) as ready:
+        window.open_second(str(other))
+    second = ready.args[0]
+    panel = window.tab.controls.expressions
+    assert panel.second_button.isEnabled()
+    panel.second_button.click()
+    qtbot.waitUntil(window.preview_settled, timeout=30_000)
+    np.testing.assert_allclose(window.tab.controls.state().expression, second.expression, atol=0.006)
