@@ -1,4 +1,4 @@
-"""The right-hand controls: light, reflectance, view and pose. They produce an EditState (plain
+"""The right-hand controls: light, reflectance, view, pose and expression. They produce an EditState (plain
 values); the preview thread turns it into images. No maths here."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cest_studio.expression_panel import ExpressionPanel
 from cest_studio.tasks import EditState
 from cest_studio.widgets import LabeledSlider, to_qimage
 
@@ -47,6 +48,9 @@ class ControlsPanel(QScrollArea):
         layout.addWidget(self._reflectance_group())
         layout.addWidget(self._view_group())
         layout.addWidget(self._pose_group())
+        self.expressions = ExpressionPanel()
+        self.expressions.changed.connect(lambda values: self._emit(expression=values))
+        layout.addWidget(self.expressions)
         layout.addStretch(1)
         self.setWidget(body)
         self._state = EditState()
@@ -265,8 +269,14 @@ class ControlsPanel(QScrollArea):
 
     # ------------------------------------------------------------------------ faces
 
-    def set_face(self, light: dict, pose: tuple[float, float, float], keep_edits: bool) -> None:
-        """A new face (or video frame): show its estimated light and pose where nothing overrides them."""
+    def set_face(self, light: dict, pose: tuple[float, float, float], keep_edits: bool,
+                 expression: tuple[float, ...] = (), names: tuple[str, ...] = ()) -> None:
+        """A new face (or video frame): show its estimated light, pose and expression where nothing
+        overrides them."""
+        if names:
+            self.expressions.set_face(list(names), expression, keep_edits)
+            if not keep_edits:
+                self._state = dataclasses.replace(self._state, expression=None)
         self._estimated_light, self._estimated_pose = dict(light), tuple(pose)
         self.setEnabled(True)
         if not keep_edits or self._state.light_mode == "estimated":
@@ -278,8 +288,9 @@ class ControlsPanel(QScrollArea):
             self._state = dataclasses.replace(self._state, pose=None)
         self._update_light_label()
 
-    def set_second_face(self, crop, light: dict, source: str) -> None:
+    def set_second_face(self, crop, light: dict, source: str, expression: tuple[float, ...] = ()) -> None:
         self._second_light = dict(light)
+        self.expressions.set_second(expression)
         image = to_qimage(crop).scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio,
                                        Qt.TransformationMode.SmoothTransformation)
         from PySide6.QtGui import QPixmap

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from cest_studio import tasks
+from cest_studio.animation_export import AnimationExport
 from cest_studio.export_dialog import ExportDialog, export_folder
 from cest_studio.reconstruct_tab import ReconstructTab
 from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
@@ -161,6 +162,10 @@ class MainWindow(QMainWindow):
                                                "A second photo whose reflectance or light can be borrowed")
         self.export_action = self._action("&Export…", self.export_dialog, "Ctrl+E",
                                           "Export meshes (OBJ, PLY, GLB), maps and a screenshot")
+        self.animation = AnimationExport(self)
+        self.export_animation_action = self._action(
+            "Export &animation…", self.animation.dialog, "Ctrl+Shift+E",
+            "A reconstructed video as an animated, textured head (animation.glb) and ARKit curves (blendshapes.csv)")
         self.screenshot_action = self._action("Save 3D view &screenshot…", self.screenshot_dialog, "Ctrl+Shift+S")
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -177,6 +182,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.open_second_action)
         menu.addSeparator()
         menu.addAction(self.export_action)
+        menu.addAction(self.export_animation_action)
         menu.addAction(self.screenshot_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -365,7 +371,7 @@ class MainWindow(QMainWindow):
         self.face = face
         caption = f"{face.image.shape[1]}×{face.image.shape[0]}" if face.frame is None else f"frame {face.frame + 1}"
         self.tab.input_view.set_image(face.image, face.landmarks, caption)
-        self.tab.controls.set_face(face.light, face.pose, keep_edits)
+        self.tab.controls.set_face(face.light, face.pose, keep_edits, face.expression, face.expression_names)
         yaw, pitch = (int(round(a)) for a in (face.pose[1], face.pose[0]))
         self.tab.info.setText(f"{Path(face.source).name if face.frame is None else face.source} · "
                               f"{self._method_name(face.method)} · estimated yaw {yaw}°, pitch {pitch}°")
@@ -421,7 +427,7 @@ class MainWindow(QMainWindow):
 
     def _second_done(self, second: SecondFace) -> None:
         self.second = second
-        self.tab.controls.set_second_face(second.crop, second.light, second.source)
+        self.tab.controls.set_second_face(second.crop, second.light, second.source, second.expression)
         self.statusBar().showMessage(f"Second face: {Path(second.source).name}. Blend or swap its reflectance, "
                                      "or use its light.", 8000)
         if self._apply_second_light:
@@ -554,7 +560,8 @@ class MainWindow(QMainWindow):
             return
         if "info" in message:
             info = message["info"]
-            video.update(frames=int(info.get("frames") or 0), fps=float(info.get("fps") or 25.0))
+            video.update(frames=int(info.get("frames") or 0), fps=float(info.get("fps") or 25.0),
+                         size=(int(info.get("width") or 0), int(info.get("height") or 0)))
             self.source = video["path"]
             self.tab.timeline.start(video["frames"], video["fps"])
             if video["remember"]:

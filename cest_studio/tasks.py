@@ -67,6 +67,7 @@ class EditState:
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
     blend: float = 0.0  # 0 = own reflectance, 1 = the second face's
     pose: tuple[float, float, float] | None = None  # pitch, yaw, roll degrees; None = estimated
+    expression: tuple[float, ...] | None = None  # every expression weight; None = estimated
     view: str = "render"
     composite: bool = True
 
@@ -87,18 +88,21 @@ class FaceResult:
     pose: tuple[float, float, float]  # estimated pitch, yaw, roll in degrees
     seconds: float = 0.0
     frame: int | None = None  # video frame index
+    expression: tuple[float, ...] = ()  # estimated expression weights, in the model's order
+    expression_names: tuple[str, ...] = ()
     key: int = field(default_factory=lambda: next(_keys))
 
 
 @dataclass
 class SecondFace:
-    """The face whose reflectance or light is borrowed."""
+    """The face whose reflectance, light or expression is borrowed."""
 
     source: str
     crop: np.ndarray
     albedo: object  # (1, 3, T, T) tensor
     light_tensor: object  # (1, 9, 3) tensor
     light: dict  # as EditState fields
+    expression: tuple[float, ...] = ()  # its estimated expression weights (expression transfer)
     key: int = field(default_factory=lambda: next(_keys))
 
 
@@ -263,7 +267,7 @@ class EngineSession:
             source=recon.source, image=image, landmarks=landmarks, crop=recon.crop, method=recon.method,
             params=recon.params, model=r.model, renderer=r.renderer,
             light=light_fields(light_to_settings(recon.params.light)), pose=rotation_degrees(recon.params),
-            seconds=seconds, frame=frame,
+            seconds=seconds, frame=frame, **expression_fields(recon.params, r.model),
         )
 
     def second_face(self, ctx: Context, path: str) -> SecondFace:
@@ -271,7 +275,8 @@ class EngineSession:
 
         recon = self._require().reconstruct(path)
         return SecondFace(source=str(path), crop=recon.crop, albedo=recon.params.albedo,
-                          light_tensor=recon.params.light, light=light_fields(light_to_settings(recon.params.light)))
+                          light_tensor=recon.params.light, light=light_fields(light_to_settings(recon.params.light)),
+                          expression=tuple(float(v) for v in recon.params.expression[0].tolist()))
 
     # -- video (reconstructed in a child process: cest_studio.video_job)
 
@@ -321,6 +326,19 @@ class EngineSession:
                                   progress=ctx.progress, stop=ctx.stopped)
         return [str(p) for p in written]
 
+    def export_animation(self, ctx: Context, video_dir: str, frame_files: dict[int, str], fps: float,
+                         frame_size: tuple[int, int], folder: str) -> list[str]:
+        """animation.glb and blendshapes.csv of a reconstructed video (its frames.jsonl) into ``folder``,
+        by the writers of ``cest reconstruct --animation``."""
+        from engine.animation import main_track_frame, read_records, write_animation
+        from engine.editing import SequenceFrame
+
+        records = read_records(Path(video_dir) / "frames.jsonl")
+        params = SequenceFrame.load(frame_files[main_track_frame(records)]).full_params()
+        written = write_animation(video_dir, self._require().model, params.identity, params.albedo, fps,
+                                  frame_size, records=records, out_dir=folder)
+        return [str(p) for p in written]
+
     # -- training
 
     def prepare_training(self, ctx: Context, request: dict) -> dict:
@@ -338,7 +356,14 @@ def frame_face(frame, reconstructor) -> FaceResult:
         source=f"frame {frame.index + 1}", image=frame.crop, landmarks=frame.landmarks, crop=frame.crop,
         method=reconstructor.method, params=params, model=reconstructor.model, renderer=reconstructor.renderer,
         light=light_fields(light_to_settings(params.light)), pose=rotation_degrees(params), frame=frame.index,
+        **expression_fields(params, reconstructor.model),
     )
+
+
+def expression_fields(params, model) -> dict:
+    """The FaceResult fields of the estimated expression (plain values for the GUI thread)."""
+    return {"expression": tuple(float(v) for v in params.expression[0].tolist()),
+            "expression_names": tuple(model.expression_names)}
 
 
 def _display_image(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -374,6 +399,7 @@ def to_edits(state: EditState, second: SecondFace | None, keep_pose: bool = True
         other_albedo=second.albedo if second is not None else None,
         blend=state.blend if second is not None else 0.0,
         rotation=state.pose if keep_pose else None,
+        expression=state.expression if keep_pose else None,  # a sequence keeps each frame's own
         view=state.view,
         composite=state.composite,
     )

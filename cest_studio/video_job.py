@@ -69,7 +69,9 @@ def run(video: str, out_dir: str, method: str = "auto", weights: str | None = No
         from engine.videoio import probe
 
         info = probe(video)
-        _emit(info={"fps": info.fps, "frames": info.frames, "width": info.width, "height": info.height})
+        upright = info.rotation % 180 == 0  # the frames are turned upright before anything sees them
+        _emit(info={"fps": info.fps, "frames": info.frames, "width": info.width if upright else info.height,
+                    "height": info.height if upright else info.width})
         reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector)
         recorder = FrameRecorder(reconstructor, max_frames=10**9)
 

@@ -46,7 +46,8 @@ def output_folders(out: Path, files: list[Path]) -> tuple[list[Path], set[str]]:
 
 
 def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cpu", detector="auto",
-                      all_faces=False, meshes=False, formats=("obj", "ply", "glb"), detail=True) -> int:
+                      all_faces=False, meshes=False, formats=("obj", "ply", "glb"), detail=True,
+                      animation=False) -> int:
     """Reconstruct every input into ``out``; returns the exit status (0 all good, 1 some failed)."""
     from engine.infer import Reconstructor
 
@@ -59,7 +60,8 @@ def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cp
              f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)")
     folders, taken = output_folders(out, files)
     with _Interrupts() as interrupts:
-        failures = _run_all(reconstructor, files, folders, taken, interrupts, all_faces, meshes, formats)
+        video = {"meshes": meshes, "animation": animation}
+        failures = _run_all(reconstructor, files, folders, taken, interrupts, all_faces, video, formats)
     ok = len(files) - failures
     log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)
     return 0 if failures == 0 else 1
@@ -94,7 +96,7 @@ def regular_file_problem(path: Path) -> str | None:
     return None
 
 
-def _run_all(reconstructor, files, folders, taken, interrupts, all_faces, meshes, formats) -> int:
+def _run_all(reconstructor, files, folders, taken, interrupts, all_faces, video: dict, formats) -> int:
     failures = 0
     # disable=None: a bar only on a terminal; piped, its carriage returns would garble the error lines
     bar = tqdm(list(zip(files, folders)), unit="file", disable=True if len(files) < 2 else None)
@@ -109,7 +111,7 @@ def _run_all(reconstructor, files, folders, taken, interrupts, all_faces, meshes
             if is_video(path):
                 from engine.video import reconstruct_video
 
-                reconstruct_video(reconstructor, path, target, meshes=meshes)
+                reconstruct_video(reconstructor, path, target, **video)
             else:
                 _reconstruct_image(reconstructor, path, target, all_faces, formats, taken)
         except (CestError, NoFaceError, OSError) as exc:  # OSError: the results could not be written

@@ -202,3 +202,36 @@ def _alpha(cutoff: float, dt: float) -> float:
     """Smoothing factor of a first-order low-pass at `cutoff` Hz."""
     tau = 1 / (2 * math.pi * cutoff)
     return 1 / (1 + tau / dt)
+
+
+class OneEuroFilter:
+    """The One Euro filter (Casiez et al. 2012) on a vector, each component with its own cutoff:
+    still values are smoothed hard (``min_cutoff`` Hz), fast ones follow with little lag (``beta``
+    raises the cutoff with the component's speed, in its own units per second)."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 1.0, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.reset()
+
+    def reset(self) -> None:
+        self._state: np.ndarray | None = None
+        self._speed: np.ndarray | None = None
+        self._time: float | None = None
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        """Feed the value at time ``t`` (seconds) -> the filtered value."""
+        x = np.asarray(x, np.float64)
+        if self._state is None:
+            self._state, self._speed, self._time = x.copy(), np.zeros_like(x), t
+            return x.copy()
+        dt = max(t - self._time, 1e-6)
+        self._time = t
+        self._speed += _alpha(self.d_cutoff, dt) * ((x - self._state) / dt - self._speed)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._speed)
+        self._state = self._state + _alpha_array(cutoff, dt) * (x - self._state)
+        return self._state.copy()
+
+
+def _alpha_array(cutoff: np.ndarray, dt: float) -> np.ndarray:
+    tau = 1 / (2 * np.pi * cutoff)
+    return 1 / (1 + tau / dt)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from engine.camera import project, to_camera
 from engine.export import MeshData
+from engine.expressions import with_expression
 from engine.facemodel import FaceModel
 from engine.lighting import LightSettings, settings_to_sh
 from engine.params import FaceParams
@@ -127,13 +128,14 @@ class Edits:
     other_albedo: torch.Tensor | None = None  # (1, 3, T, T) reflectance of another face
     blend: float = 0.0  # 0 = own reflectance, 1 = the other face's
     rotation: tuple[float, float, float] | None = None  # (pitch, yaw, roll) degrees; None = estimated
+    expression: tuple[float, ...] | None = None  # every expression weight in [0, 1]; None = estimated
     view: str = "render"  # one of VIEWS
     composite: bool = True  # draw the 2D re-render over the photo crop (else over grey)
 
 
 def apply_edits(params: FaceParams, edits: Edits) -> FaceParams:
-    """The face's parameters with the edited light, reflectance and pose."""
-    return posed(params, edits.rotation).replace(
+    """The face's parameters with the edited light, reflectance, pose and expression."""
+    return with_expression(posed(params, edits.rotation), edits.expression).replace(
         albedo=blend_albedo(params.albedo, edits.other_albedo, edits.blend),
         light=light_of(edits, params.light),
     )
@@ -234,6 +236,7 @@ class FaceEditor:
         self._verts = model.vertices(self.params.identity, self.params.expression)  # model space
         self._grey = torch.full((1, 3, size, size), 0.16, device=self.device)
         self._pose_key: object = object()  # no pose rendered yet
+        self._expression_key: object = None  # self._verts hold the estimated expression
         self._albedo_key: object = object()
         self._cache: RenderOutput | None = None
 
@@ -247,11 +250,15 @@ class FaceEditor:
 
     # -- caches
 
-    def _geometry(self, rotation_deg) -> bool:
-        """Render the geometry for a pose unless cached; True when it changed."""
-        key = None if rotation_deg is None else tuple(round(float(a), 4) for a in rotation_deg)
+    def _geometry(self, rotation_deg, expression=None) -> bool:
+        """Render the geometry for a pose and expression unless cached; True when it changed."""
+        key = tuple(None if v is None else tuple(round(float(a), 4) for a in v) for v in (rotation_deg, expression))
         if key == self._pose_key and self._cache is not None:
             return False
+        if key[1] != self._expression_key:
+            shaped = with_expression(self.params, expression)
+            self._verts = self.model.vertices(shaped.identity, shaped.expression)
+            self._expression_key = key[1]
         params = posed(self.params, rotation_deg)
         verts_cam = to_camera(self._verts, params.rotation)
         ndc = project(verts_cam, params.scale, params.translation)
@@ -295,7 +302,7 @@ class FaceEditor:
         start = time.perf_counter()
         if edits.view not in VIEWS:
             raise ValueError(f"unknown view {edits.view!r}; choose one of {', '.join(VIEWS)}")
-        changed = self._geometry(edits.rotation)
+        changed = self._geometry(edits.rotation, edits.expression)
         albedo_map, albedo_px = self._albedo(edits)
         light = light_of(edits, self.params.light)
         mask = self._mask
@@ -327,7 +334,7 @@ class FaceEditor:
     def mesh(self, edits: Edits, bake_light: bool = False) -> MeshData:
         """The face as a textured mesh in model space (cm); the texture is the edited albedo or,
         with ``bake_light``, the viewport's lit texture."""
-        self._geometry(edits.rotation)
+        self._geometry(edits.rotation, edits.expression)
         albedo, _ = self._albedo(edits)
         if bake_light:
             albedo = albedo * self._shading(light_of(edits, self.params.light))[1]

@@ -123,3 +123,31 @@ def _proper_rotation(rotation: torch.Tensor) -> torch.Tensor:
     fix = torch.ones_like(rotation)
     fix[:, 2] = det.sign()[:, None]
     return rotation * fix
+
+
+def fit_with_identity(model: FaceModel, landmarks_ndc: torch.Tensor, identity: torch.Tensor,
+                      config: FitConfig | None = None) -> LandmarkFit:
+    """Viewpoint and expression of (B, 68, 2) crop-NDC landmarks for one known ``identity``
+    (1, n_identity): the fit of several photos of one person that share a shape."""
+    config = config or FitConfig()
+    target = landmarks_ndc * landmarks_ndc.new_tensor([1.0, -1.0])
+    weights = _landmark_weights(config, landmarks_ndc.device)
+    lm = model.landmarks
+    neutral = model.mean[lm] + torch.einsum("k,klj->lj", identity[0], model.identity_basis[:, lm])
+    bases = model.expression_basis[:, lm]
+    prior = torch.full((model.n_expression,), config.expression_weight, device=landmarks_ndc.device)
+    expression = torch.zeros(landmarks_ndc.shape[0], model.n_expression, device=landmarks_ndc.device)
+    for _ in range(config.iterations):
+        rotation, scale, shift = _fit_camera(neutral + torch.einsum("bk,klj->blj", expression, bases), target, weights)
+        expression = _fit_shape(neutral, bases, rotation, scale, shift, target, weights, prior).clamp(0, 1)
+    shape = neutral + torch.einsum("bk,klj->blj", expression, bases)
+    rotation, scale, shift = _fit_camera(shape, target, weights)
+    projected = torch.einsum("bij,blj->bli", scale[:, :, None] * rotation[:, :2], shape) + shift[:, None]
+    return LandmarkFit(
+        rotation=matrix_to_euler(_proper_rotation(rotation)),
+        translation=shift * shift.new_tensor([1.0, -1.0]),
+        scale=scale,
+        identity=identity.expand(landmarks_ndc.shape[0], -1).clone(),
+        expression=expression,
+        rms_error=(projected - target).pow(2).sum(-1).mean(-1).sqrt(),
+    )

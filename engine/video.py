@@ -87,9 +87,10 @@ class Track:
 
 
 def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: str | Path,
-                      meshes: bool = False, progress=None, stop=None) -> dict:
+                      meshes: bool = False, progress=None, stop=None, animation: bool = False) -> dict:
     """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the last person),
-    summary.json and with ``meshes`` one PLY per frame. ``progress(done, total)`` and ``stop()`` let
+    summary.json, with ``meshes`` one PLY per frame and with ``animation`` animation.glb and
+    blendshapes.csv (engine/animation.py). ``progress(done, total)`` and ``stop()`` let
     a caller (the app) follow and cancel. Returns a summary dict (``folder``: where it was written).
 
     Everything is written into a hidden folder beside ``out_dir`` and moved in when complete, so a
@@ -100,7 +101,7 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     remove_stale_stages(out_dir)  # hidden folders of runs killed outright
     stage = new_stage(out_dir)
     try:
-        stats = _reconstruct_into(reconstructor, path, info, stage, meshes, progress, stop)
+        stats = _reconstruct_into(reconstructor, path, info, stage, meshes, progress, stop, animation)
     except OSError as err:
         discard(stage)
         raise target_error(err, stage, out_dir) from err
@@ -113,8 +114,9 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     return stats
 
 
-def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop) -> dict:
-    track, cuts, last = Track(), CutDetector(), None
+def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop,
+                      animation: bool = False) -> dict:
+    track, cuts, last, main = Track(), CutDetector(), None, MainShape()
     stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
     problems: list[str] = []
     started = time.perf_counter()
@@ -131,6 +133,8 @@ def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: boo
                         break
                     recon = _frame(reconstructor, track, cuts, frame, seconds)
                     last = recon or last
+                    if recon is not None:
+                        main.add(track.number, recon.params)
                     stats["frames"] += 1
                     stats["faces"] += recon is not None
                     stats["tracks"] = track.number + 1 if last is not None else 0
@@ -152,12 +156,35 @@ def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: boo
                           f"(a face smaller than about 1/20 of the frame may be too small to find)")
     if last is not None:
         export.write_obj(reconstructor.mesh(last.params), folder / "face.obj")
+    if animation and last is not None:
+        write_clip_animation(reconstructor, folder, info, main.params)
     stats["seconds"] = round(time.perf_counter() - started, 2)
     stats["fps"] = round(stats["frames"] / max(stats["seconds"], 1e-6), 2)
     if problems:
         stats["damaged"] = problems[0]
     export.write_json(stats, folder / "summary.json")
     return stats
+
+
+class MainShape:
+    """The shape and albedo of the person seen in the most frames: the clip's one shape."""
+
+    def __init__(self):
+        self.params: FaceParams | None = None
+        self._best, self._track, self._count = 0, -1, 0
+
+    def add(self, track: int, params: FaceParams) -> None:
+        self._track, self._count = track, (self._count + 1 if track == self._track else 1)
+        if self._count >= self._best:  # a track's latest params hold its running means
+            self._best, self.params = self._count, params
+
+
+def write_clip_animation(reconstructor: Reconstructor, folder: Path, info, params: FaceParams) -> list[Path]:
+    """animation.glb and blendshapes.csv of the finished ``folder`` (its frames.jsonl)."""
+    from engine.animation import write_animation
+
+    size = (info.width, info.height) if info.rotation % 180 == 0 else (info.height, info.width)
+    return write_animation(folder, reconstructor.model, params.identity, params.albedo, info.fps, size)
 
 
 def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
