@@ -42,6 +42,8 @@ SUFFIX_MIME = {
     ".mp4": {"video/mp4"}, ".mov": {"video/quicktime"}, ".avi": {"video/x-msvideo"},
     ".mkv": {"video/x-matroska"}, ".webm": {"video/webm"}, ".m4v": {"video/mp4", "video/x-m4v"},
     ".mpg": {"video/mpeg"}, ".mpeg": {"video/mpeg"},
+    ".ppm": {"image/x-portable-pixmap"}, ".pgm": {"image/x-portable-graymap"}, ".pbm": {"image/x-portable-bitmap"},
+    ".pnm": {"image/x-portable-anymap"},
 }
 
 
