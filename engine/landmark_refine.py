@@ -135,7 +135,7 @@ class LandmarkRefiner:
         np.savez_compressed(path, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> "LandmarkRefiner":
+    def load(cls, path: Path) -> LandmarkRefiner:
         with np.load(path) as z:
             n = sum(1 for k in z.files if k.endswith("_window"))
             stages = [

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.camera import matrix_to_euler
 from engine.facemodel import FaceModel
 from engine.headpose import CALIBRATION_FILE, matrices_to_benchmark_deg, rotvec_to_matrix
 from engine.resources import resources_root

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from engine.landmark_refine import LandmarkRefiner, fit_linear, fit_stage, mean_shape, ridge, similarity
 

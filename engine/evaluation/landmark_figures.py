@@ -28,7 +28,7 @@ def figures(nme: np.ndarray, nme_inner: np.ndarray) -> dict:
     if len(nme) == 0:
         return {"n": 0, "nme": None, "nme_inner51": None, "failure_rate_8": None, "auc_8": None}
     return {
-        "n": int(len(nme)),
+        "n": len(nme),
         "nme": float(nme.mean() * 100),
         "nme_median": float(np.median(nme) * 100),
         "nme_inner51": float(nme_inner.mean() * 100),
