@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engine import metrics
+from engine.evaluation.landmarks300w import evaluate_landmarks, landmarks_markdown
 from engine.camera import ndc_to_pixels
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
@@ -727,12 +728,6 @@ def save_examples(results: dict, out: Path, count: int = 6, stem: str = "synthet
 
 
 # --------------------------------------------------------------------------------------- CLI
-
-
-from engine.evaluation.landmarks300w import (
-    evaluate_landmarks,
-    landmarks_markdown,
-)
 
 
 def _detector(args):

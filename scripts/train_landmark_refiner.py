@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.annotations import find_annotated_images
 from engine.detect import MediaPipeDetector, as_rgb, flip_landmarks, mesh_to_ibug68
-from engine.evaluate import _match_face
+from engine.evaluation.landmarks300w import match_face
 from engine.imageio import load_image
 from engine.landmark_refine import LandmarkRefiner, fit_linear, fit_stage, mean_shape
 from engine.resources import resources_root
@@ -37,7 +37,7 @@ def collect(split: str, detector: MediaPipeDetector) -> dict[str, list]:
             image = np.ascontiguousarray(rgb[:, ::-1]) if mirrored else rgb
             truth = np.asarray(ann.points, np.float64)
             truth = flip_landmarks(truth, image.shape[1]) if mirrored else truth
-            face = _match_face(detector.detect(image), truth)
+            face = match_face(detector.detect(image), truth)
             if face is not None and face.mesh is not None:
                 out["image"].append(image)
                 out["mesh"].append(face.mesh.astype(np.float64))

@@ -63,7 +63,7 @@ def test_the_shipped_refiner_beats_the_index_table_on_annotated_faces(shared_dat
     the held-out figures are in resources/detect/README.md)."""
     from engine.annotations import find_annotated_images
     from engine.detect import MediaPipeDetector, mesh_to_ibug68
-    from engine.evaluate import _match_face
+    from engine.evaluation.landmarks300w import match_face
     from engine.evaluation.landmark_figures import point_errors
     from engine.imageio import load_image
 
@@ -72,7 +72,7 @@ def test_the_shipped_refiner_beats_the_index_table_on_annotated_faces(shared_dat
     table, refined = [], []
     for ann in faces:
         truth = np.asarray(ann.points, np.float64)
-        face = _match_face(detector.detect(load_image(ann.image)), truth)
+        face = match_face(detector.detect(load_image(ann.image)), truth)
         if face is None:
             continue
         table.append(point_errors(mesh_to_ibug68(face.mesh), truth).mean())

@@ -152,14 +152,15 @@ def _reconstructors(methods: list[str], weights: dict, device: str, detector: st
 def _one_face(face: Aflw2000Face, det, recons: dict) -> dict:
     """Points and pose of every method on one image (or why there are none)."""
     from engine.crop import crop_to_image
-    from engine.evaluate import _match_face, predicted_landmarks
+    from engine.evaluate import predicted_landmarks
+    from engine.evaluation.landmarks300w import match_face
     from engine.headpose import benchmark_pose_deg
     from engine.imageio import load_image
     from engine.infer import CROP_SIZE
 
     row: dict = {"image": str(face.image), "gt_pose_deg": face.pose_deg.tolist(), "detected": False}
     image = load_image(face.image)
-    found = _match_face(det.detect(image), face.points)
+    found = match_face(det.detect(image), face.points)
     if found is None:
         return row
     row |= {"detected": True, "points": {"detector": found.landmarks.tolist()}, "pose_deg": {}}

@@ -16,7 +16,7 @@ from engine.evaluation.landmark_figures import INNER, point_errors
 from engine.evaluation.landmark_figures import figures as landmark_figures
 
 
-def _match_face(faces, truth: np.ndarray):
+def match_face(faces, truth: np.ndarray):
     """The detection whose landmarks' centre is nearest the annotation's, if within one IOD."""
     iod = float(metrics.inter_ocular(torch.from_numpy(truth)[None].double())[0])
     best, best_d = None, math.inf
@@ -78,7 +78,7 @@ def evaluate_landmarks(
         if h0 and h0 != image.shape[0]:  # load_image shrinks huge photos: annotations follow
             scale = image.shape[0] / h0
             truth = (truth + 0.5) * scale - 0.5
-        face = _match_face(det.detect(image), truth)
+        face = match_face(det.detect(image), truth)
         if face is None:
             rows.append(row)
             continue
