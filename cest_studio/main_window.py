@@ -35,6 +35,7 @@ from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
 from cest_studio.train_tab import TrainTab
 from cest_studio.video_job import frame_path
 from cest_studio.widgets import MessageBar, timed
+from engine.imageio import VIDEO_SUFFIXES  # the engine's one list of what opens as a video
 from cest_studio.worker import (
     EngineWorker,
     Preloader,
@@ -48,7 +49,6 @@ log = logging.getLogger("cest_studio")
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif)"
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v *.mpg *.mpeg)"
-VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
 MAX_RECENT = 10
 
 

@@ -144,24 +144,6 @@ def apply_edits(params: FaceParams, edits: Edits) -> FaceParams:
 # ------------------------------------------------------------------------------- the images
 
 
-def view_image(out: RenderOutput, view: str, background: torch.Tensor | None) -> torch.Tensor:
-    """(1, 3, H, W) in [0, 1] of one view of a render: render, albedo, shading or normals."""
-    mask = out.mask
-    if view == "render":
-        face = out.image
-    elif view == "albedo":
-        face = out.albedo
-    elif view == "shading":
-        face = out.shading
-    elif view == "normals":
-        face = (out.normals + 1) / 2 * mask
-    else:
-        raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
-    if background is not None:
-        face = face * mask + background * (1 - mask)
-    return face.clamp(0, 1)
-
-
 def texture_view(albedo: torch.Tensor, normals_uv: torch.Tensor, light: torch.Tensor, view: str) -> torch.Tensor:
     """The viewport texture (1, 3, T, T): albedo x SH shading in UV space, or one factor of it.
 

@@ -12,17 +12,10 @@ import numpy as np
 import torch
 
 from engine.camera import pixels_to_ndc
+from engine.detect import IBUG68_FLIP
 from engine.params import FaceParams
 
-# iBUG 68-point index of each point's mirror twin.
-MIRROR_68 = np.array(
-    list(range(16, -1, -1))  # jaw
-    + list(range(26, 16, -1))  # brows
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]  # nose
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips
-    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lips
-)
+MIRROR_68 = IBUG68_FLIP  # iBUG 68-point index of each point's mirror twin (one table, engine.detect)
 
 
 def face_mask(landmarks: np.ndarray, size: int, forehead: float = 0.4) -> np.ndarray:

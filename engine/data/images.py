@@ -18,13 +18,12 @@ from engine.crop import crop_image, crop_params_from_landmarks, image_to_crop
 from engine.data.video import CROP_OVERSAMPLE, VideoConfig, VideoTrack, cache_dir
 from engine.detect import create_detector
 from engine.errors import ImageReadError
-from engine.imageio import load_image
+from engine.imageio import IMAGE_SUFFIXES, load_image
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def image_files(folder: str | Path) -> list[Path]:
-    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in EXTENSIONS)
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def prepare_folder(folder: str | Path, config: VideoConfig | None = None, detector=None) -> VideoTrack:

@@ -19,9 +19,9 @@ from engine.data.cache import cache_root
 from engine.data.clip import collate, flip_clip
 from engine.data.synthetic import SyntheticConfig, SyntheticFaces
 from engine.facemodel import FaceModel
+from engine.imageio import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
-VIDEO_EXTENSIONS = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
 
 
 @dataclass
@@ -61,7 +61,7 @@ def expand_videos(patterns: list[str]) -> list[Path]:
     for pattern in patterns:
         path = Path(pattern).expanduser()
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
         elif path.exists():
             found.append(path)
         else:
