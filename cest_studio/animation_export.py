@@ -1,6 +1,6 @@
 """File > Export animation…: a reconstructed video as animation.glb + blendshapes.csv.
 
-The same writers as ``cest reconstruct VIDEO --animation`` (engine/animation.py), run on the
+The same writers as ``cest reconstruct VIDEO --animation`` (engine/reconstruct/animation.py), run on the
 engine thread from the video job's folder (its frames.jsonl and saved frames). Widgets and wiring only.
 """
 

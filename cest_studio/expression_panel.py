@@ -2,7 +2,7 @@
 
 Widgets only: the sliders show the face's estimated weights; moving one emits every weight
 (``changed``); "Reset to estimate" emits None (the estimate). The region grouping and the slider
-labels come from engine.expressions (no maths here). "Second face's expression" sets the sliders
+labels come from engine.reconstruct.expressions (no maths here). "Second face's expression" sets the sliders
 to the second face's estimate: expression transfer.
 """
 
@@ -38,7 +38,7 @@ class ExpressionPanel(QGroupBox):
         self._layout.addLayout(row)
 
     def _build(self, names: list[str]) -> None:
-        from engine.expressions import label, regions
+        from engine.reconstruct.expressions import label, regions
 
         self.names = list(names)
         self.sliders = [None] * len(names)

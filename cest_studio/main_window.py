@@ -35,7 +35,6 @@ from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
 from cest_studio.train_tab import TrainTab
 from cest_studio.video_job import frame_path
 from cest_studio.widgets import MessageBar, timed
-from engine.imageio import VIDEO_SUFFIXES  # the engine's one list of what opens as a video
 from cest_studio.worker import (
     EngineWorker,
     Preloader,
@@ -53,6 +52,8 @@ MAX_RECENT = 10
 
 
 def is_video_path(path: str | Path) -> bool:
+    from engine.io.formats import VIDEO_SUFFIXES  # the engine's one list (constants: no engine load)
+
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 

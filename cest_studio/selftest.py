@@ -102,7 +102,7 @@ def reconstruct(sample: Path, method: str, threads: int | None, detector: str = 
 
     if threads:
         torch.set_num_threads(threads)
-    from engine.infer import Reconstructor
+    from engine.reconstruct.reconstructor import Reconstructor
 
     reconstructor = Reconstructor(method=method, device="cpu", detector=detector)
     recon = reconstructor.reconstruct(sample)
@@ -110,7 +110,7 @@ def reconstruct(sample: Path, method: str, threads: int | None, detector: str = 
 
 
 def export(reconstructor, recon, out: Path) -> list[Path]:
-    from engine.outputs import write_reconstruction
+    from engine.reconstruct.views import write_reconstruction
 
     return write_reconstruction(reconstructor, recon, out, formats=("obj", "ply", "glb"))
 

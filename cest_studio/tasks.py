@@ -1,7 +1,7 @@
 """What the app asks of the engine, as plain functions run on the worker threads (never the GUI's).
 
-No Qt here and no maths: each function calls the engine (``engine.infer``, ``engine.editing``,
-``engine.video``, ``engine.export``) and packs the answer into plain values the widgets can show.
+No Qt here and no maths: each function calls the engine (``engine.reconstruct.reconstructor``, ``engine.reconstruct.editing``,
+``engine.reconstruct.video``, ``engine.io.mesh``) and packs the answer into plain values the widgets can show.
 The engine is imported inside the functions, so that importing this module costs nothing at start-up.
 """
 
@@ -214,7 +214,7 @@ class EngineSession:
 
         if self.threads:
             torch.set_num_threads(self.threads)
-        from engine.infer import Reconstructor
+        from engine.reconstruct.reconstructor import Reconstructor
 
         old = self.reconstructor
         detector = old._detector if old is not None else None  # keep the loaded detector
@@ -250,7 +250,7 @@ class EngineSession:
     # -- faces
 
     def reconstruct_image(self, ctx: Context, path: str) -> FaceResult:
-        from engine.imageio import is_video
+        from engine.io.formats import is_video
 
         if is_video(path):
             raise ValueError(f"{path}: is a video; open it as a video")
@@ -259,7 +259,7 @@ class EngineSession:
         return self._face_result(recon, time.perf_counter() - start)
 
     def _face_result(self, recon, seconds: float, frame: int | None = None) -> FaceResult:
-        from engine.editing import light_to_settings, rotation_degrees
+        from engine.reconstruct.editing import light_to_settings, rotation_degrees
 
         image, landmarks = _display_image(recon.image, recon.face.landmarks)
         r = self._require()
@@ -271,7 +271,7 @@ class EngineSession:
         )
 
     def second_face(self, ctx: Context, path: str) -> SecondFace:
-        from engine.editing import light_to_settings
+        from engine.reconstruct.editing import light_to_settings
 
         recon = self._require().reconstruct(path)
         return SecondFace(source=str(path), crop=recon.crop, albedo=recon.params.albedo,
@@ -282,7 +282,7 @@ class EngineSession:
 
     def load_frame(self, ctx: Context, path: str) -> FaceResult:
         """A frame the video job saved, as a FaceResult for the preview."""
-        from engine.editing import SequenceFrame
+        from engine.reconstruct.sequence import SequenceFrame
 
         return frame_face(SequenceFrame.load(path), self._require())
 
@@ -291,9 +291,9 @@ class EngineSession:
     def export_face(self, ctx: Context, face: FaceResult, state: EditState, second: SecondFace | None,
                     folder: str, options: dict) -> list[str]:
         """Write the chosen meshes (with the edited reflectance), maps and params into ``folder``."""
-        from engine import export
-        from engine.editing import FaceEditor
-        from engine.infer import image_tensor
+        from engine.io import mesh as export
+        from engine.reconstruct.editing import FaceEditor
+        from engine.reconstruct.reconstructor import image_tensor
 
         folder_path = Path(folder)
         folder_path.mkdir(parents=True, exist_ok=True)
@@ -317,7 +317,7 @@ class EngineSession:
     def export_sequence(self, ctx: Context, frames: list[str], state: EditState, second: SecondFace | None,
                         folder: str, fps: float, mesh_format: str | None) -> list[str]:
         """The saved frames (``.npz`` paths) re-rendered with the edits as an MP4, and a mesh each."""
-        from engine.editing import SequenceFrame, export_sequence
+        from engine.reconstruct.sequence import SequenceFrame, export_sequence
 
         frames = [SequenceFrame.load(path) for path in frames]
         r = self._require()
@@ -330,8 +330,8 @@ class EngineSession:
                          frame_size: tuple[int, int], folder: str) -> list[str]:
         """animation.glb and blendshapes.csv of a reconstructed video (its frames.jsonl) into ``folder``,
         by the writers of ``cest reconstruct --animation``."""
-        from engine.animation import main_track_frame, read_records, write_animation
-        from engine.editing import SequenceFrame
+        from engine.reconstruct.animation import main_track_frame, read_records, write_animation
+        from engine.reconstruct.sequence import SequenceFrame
 
         records = read_records(Path(video_dir) / "frames.jsonl")
         params = SequenceFrame.load(frame_files[main_track_frame(records)]).full_params()
@@ -347,9 +347,9 @@ class EngineSession:
 
 
 def frame_face(frame, reconstructor) -> FaceResult:
-    """A reconstructed video frame (engine.editing.SequenceFrame) as a FaceResult; the albedo stays
+    """A reconstructed video frame (engine.reconstruct.editing.SequenceFrame) as a FaceResult; the albedo stays
     compact (uint8) until the preview or an export needs it."""
-    from engine.editing import light_to_settings, rotation_degrees
+    from engine.reconstruct.editing import light_to_settings, rotation_degrees
 
     params = frame.params
     return FaceResult(
@@ -384,8 +384,8 @@ def _params_json(face: FaceResult, params) -> dict:
 
 
 def to_edits(state: EditState, second: SecondFace | None, keep_pose: bool = True):
-    """The controls' values as engine.editing.Edits (the tensors of the second face included)."""
-    from engine.editing import Edits
+    """The controls' values as engine.reconstruct.editing.Edits (the tensors of the second face included)."""
+    from engine.reconstruct.editing import Edits
     from engine.lighting import LightSettings
 
     if state.light_mode == "settings":
@@ -409,7 +409,7 @@ def to_edits(state: EditState, second: SecondFace | None, keep_pose: bool = True
 
 
 class PreviewSession:
-    """The face being edited on the preview thread: one engine.editing.FaceEditor per face."""
+    """The face being edited on the preview thread: one engine.reconstruct.editing.FaceEditor per face."""
 
     def __init__(self, size: int = 256):
         self.size = size
@@ -418,8 +418,8 @@ class PreviewSession:
 
     def frame(self, face: FaceResult, second: SecondFace | None, state: EditState,
               requested_at: float) -> PreviewFrame:
-        from engine.editing import FaceEditor
-        from engine.infer import image_tensor
+        from engine.reconstruct.editing import FaceEditor
+        from engine.reconstruct.reconstructor import image_tensor
 
         new_face = face.key != self._face_key
         if new_face:
@@ -450,8 +450,8 @@ def prepare_training_run(request: dict) -> dict:
     """
     import yaml
 
-    from engine.runlock import check_folder
-    from engine.train import TrainingError, load_config, merge_dicts
+    from engine.io.runlock import check_folder
+    from engine.training.trainer import TrainingError, load_config, merge_dicts
 
     out_dir = Path(request["out_dir"]).expanduser()
     config_path = out_dir / "app_config.yaml"
@@ -478,7 +478,7 @@ def prepare_training_run(request: dict) -> dict:
         overrides["data"]["videos"] = videos
     init = request.get("init_weights")
     if init:
-        from engine.cest import read_weights
+        from engine.model.chain import read_weights
 
         model_config, _ = read_weights(init)
         overrides["model"] = model_config.to_dict()
@@ -486,14 +486,14 @@ def prepare_training_run(request: dict) -> dict:
     if base:
         config = load_config(base, overrides)
     else:
-        from engine.finetune import FINETUNE_RECIPE
-        from engine.train import TrainConfig
+        from engine.training.finetune import FINETUNE_RECIPE
+        from engine.training.trainer import TrainConfig
 
         config = TrainConfig.from_dict(merge_dicts(FINETUNE_RECIPE, overrides))
     if not config.data.videos and not getattr(config.data, "synthetic_clips", 0):
         raise TrainingError("choose at least one video or folder of clips to train on")
     out_dir.mkdir(parents=True, exist_ok=True)
-    from engine.atomic import write_text
+    from engine.io.atomic import write_text
 
     write_text(config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
     args = [str(config_path), "--out", str(out_dir)]

@@ -59,9 +59,9 @@ def default_recipe(names: list[str]) -> str:
 
 def shipped_index(weights: list[str]) -> int:
     """Which of the models offered to start from is the shipped default (else the first)."""
-    from engine.resources import resources_root  # light: engine.infer would load torch before the window shows
+    from engine.resources import resources_root  # light: engine.reconstruct.reconstructor would load torch before the window shows
 
-    shipped = resources_root() / "weights" / "cest_default.safetensors"  # engine.infer.DEFAULT_WEIGHTS
+    shipped = resources_root() / "weights" / "cest_default.safetensors"  # engine.reconstruct.reconstructor.DEFAULT_WEIGHTS
     return next((i for i, path in enumerate(weights) if Path(path) == shipped), 0)
 
 

@@ -275,7 +275,7 @@ class TrainTab(QWidget):
             return
         if not resume and not self._fresh_folder_for_start():
             return
-        from engine.runlock import folder_problem
+        from engine.io.runlock import folder_problem
 
         problem = folder_problem(Path(self.out_edit.text().strip()).expanduser(), resume)  # `cest train`'s rule
         if problem:

@@ -6,7 +6,7 @@ Why a child process: in the app's process, a reconstruction thread and the GUI t
 interpreter lock; on a busy 2-core machine the GUI then waited 50-100 ms at a time. Here the GUI
 only reads this process's messages. A crash here cannot take the window down either.
 
-It runs engine.video.reconstruct_video (frames.jsonl, reconstruction.mp4, face.obj in OUT_DIR)
+It runs engine.reconstruct.video.reconstruct_video (frames.jsonl, reconstruction.mp4, face.obj in OUT_DIR)
 and saves each frame's reconstruction as OUT_DIR/frames/frame_NNNNNN.npz for the app to scrub.
 Messages go to stdout, one JSON object per line after the ``@cest`` prefix:
 ``{"info": {...}}``, ``{"frame": i}``, ``{"progress": [done, total]}``, ``{"done": summary}``,
@@ -63,10 +63,10 @@ def run(video: str, out_dir: str, method: str = "auto", weights: str | None = No
 
         if threads:
             torch.set_num_threads(threads)
-        from engine.editing import FrameRecorder
-        from engine.infer import Reconstructor
-        from engine.video import reconstruct_video
-        from engine.videoio import probe
+        from engine.reconstruct.sequence import FrameRecorder
+        from engine.reconstruct.reconstructor import Reconstructor
+        from engine.reconstruct.video import reconstruct_video
+        from engine.io.video import probe
 
         info = probe(video)
         upright = info.rotation % 180 == 0  # the frames are turned upright before anything sees them

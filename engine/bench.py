@@ -81,7 +81,7 @@ def bench_detection(image: np.ndarray, repeats: int) -> dict:
 
 def bench_reconstruction(recon_method: str, image: np.ndarray, device: torch.device, repeats: int) -> dict:
     """End-to-end per face, detection excluded: crop -> FaceParams (+ each estimator's share)."""
-    from engine.infer import Reconstructor, image_tensor
+    from engine.reconstruct.reconstructor import Reconstructor, image_tensor
     from engine.crop import crop_image, crop_params_from_landmarks, image_to_crop
 
     rec = Reconstructor(method=recon_method, device=str(device))
@@ -142,8 +142,8 @@ def bench_render(device: torch.device, repeats: int) -> dict:
 
 def bench_video(path: Path, device: torch.device, max_frames: int) -> dict:
     """Frames/s of `cest reconstruct VIDEO` end to end (decode, detect, reconstruct, render, encode)."""
-    from engine.infer import Reconstructor
-    from engine.video import reconstruct_video
+    from engine.reconstruct.reconstructor import Reconstructor
+    from engine.reconstruct.video import reconstruct_video
 
     rec = Reconstructor(device=str(device))
     frames = {"n": 0}
@@ -158,7 +158,7 @@ def bench_video(path: Path, device: torch.device, max_frames: int) -> dict:
 
 
 def bench_training(config_path: Path, device: torch.device, steps: int) -> dict:
-    from engine.train import Trainer, load_config
+    from engine.training.trainer import Trainer, load_config
 
     config = load_config(config_path, {"device": str(device), "data": {"videos": []}})
     with tempfile.TemporaryDirectory() as out:
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     device, skip = torch.device(args.device), set(args.skip.split(","))
     if args.threads:
         torch.set_num_threads(args.threads)
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     image = load_image(resources_root() / "samples" / "astronaut.png")
     figures: dict = {"device": machine()}
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cest_or_empty(image, device, repeats) -> dict:
-    from engine.infer import default_weights
+    from engine.reconstruct.reconstructor import default_weights
 
     return bench_reconstruction("cest", image, device, repeats) if default_weights() else {}
 
@@ -252,8 +252,8 @@ def _video_or_empty(args, device) -> dict:
 
 
 def _panning_clip(path: Path, frames: int) -> Path:
-    from engine.imageio import load_image
-    from engine.videoio import VideoWriter
+    from engine.io.image import load_image
+    from engine.io.video import VideoWriter
 
     image = load_image(resources_root() / "samples" / "astronaut.png")
     with VideoWriter(path, 25) as writer:

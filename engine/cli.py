@@ -45,7 +45,7 @@ def _add_reconstruct(sub) -> None:
 def _run_reconstruct(args) -> int:
     import torch
 
-    from engine.batch import reconstruct_paths
+    from engine.reconstruct.batch import reconstruct_paths
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -53,11 +53,11 @@ def _run_reconstruct(args) -> int:
     options = dict(method=args.method, weights=args.weights, device=args.device, detector=args.detector,
                    detail=not args.no_detail)
     if args.same_person:
-        from engine.same_person import same_person_paths
+        from engine.reconstruct.same_person import same_person_paths
 
         return same_person_paths(args.inputs, args.out, formats, **options)
     if args.expressions_from is not None:
-        from engine.transfer import transfer_paths
+        from engine.reconstruct.transfer import transfer_paths
 
         return transfer_paths(args.inputs, args.expressions_from, args.out, formats, **options)
     return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,

@@ -8,7 +8,7 @@ model should carry the vertices the detector actually finds.
 
 Method (deterministic, CPU, a few minutes):
 
-1. Render synthetic faces of the *training* split (engine.data.synthetic; the benchmark uses the
+1. Render synthetic faces of the *training* split (engine.training.data.synthetic; the benchmark uses the
    held-out split) with the ICT landmark vertices, so the faces look the same whatever is
    calibrated (the generator paints brows, lips and eyes at the landmark vertices); keep neutral
    ones turned at most ``--max-yaw`` degrees. Neutral, because on the synthetic open mouth the
@@ -89,7 +89,7 @@ def collect(model: FaceModel, faces: int, seed: int, image_size: int, max_yaw: f
     until ``faces`` faces within the yaw limit were detected. Without ``expressions`` the faces are
     neutral (the generator's open jaw, drawn regardless, is skipped too).
     """
-    from engine.data.synthetic import SyntheticConfig, SyntheticFaces
+    from engine.training.data.synthetic import SyntheticConfig, SyntheticFaces
 
     config = SyntheticConfig(image_size=image_size, frames=1)
     if not expressions:

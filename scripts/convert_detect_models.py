@@ -68,7 +68,8 @@ def haar_mean_shape(videos: list[Path], step: int = 5) -> np.ndarray:
     """Mean (68, 2) MediaPipe landmarks in the unit square of the Haar box, made mirror-symmetric."""
     import cv2
 
-    from engine.detect import IBUG68_FLIP, MediaPipeDetector, _haar_cascade_path, haar_boxes
+    from engine.detect import IBUG68_FLIP, MediaPipeDetector, haar_boxes
+    from engine.detect.haar import _haar_cascade_path
 
     detector, cascade = MediaPipeDetector(), cv2.CascadeClassifier(str(_haar_cascade_path()))
     shapes = []

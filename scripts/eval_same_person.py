@@ -6,7 +6,7 @@ For every photo h of a person with at least 4 photos, the person's other photos 
 - single: the identity of one photo j of O (averaged over every j);
 - several: the mean identity of all of O (what ``--same-person`` uses).
 Each identity then explains photo h: viewpoint and expression are fitted to h's 68 detected landmarks
-under that fixed identity (engine.fit.fit_with_identity) and the RMS landmark error, over the
+under that fixed identity (engine.model.fit.fit_with_identity) and the RMS landmark error, over the
 outer-eye-corner distance, is reported (lower: the shape is more the person's own). Also the RMS
 distance (cm) of the neutral face of each identity to the one h alone gives (the within-person
 spread). LFW people are not in the training data of the shipped weights (resources/weights/README.md).
@@ -24,10 +24,10 @@ import torch
 
 from engine.camera import pixels_to_ndc
 from engine.crop import image_to_crop
-from engine.fit import fit_with_identity
-from engine.imageio import load_image
-from engine.infer import CROP_SIZE, Reconstructor
-from engine.shots import shape_distance
+from engine.model.fit import fit_with_identity
+from engine.io.image import load_image
+from engine.reconstruct.reconstructor import CROP_SIZE, Reconstructor
+from engine.reconstruct.shots import shape_distance
 
 
 def _photos(data: Path, people: int, least: int = 4) -> dict[str, list[Path]]:

@@ -3,7 +3,7 @@
     python scripts/fit_prior_init.py resources/weights/cest_default.safetensors runs/init/conditional.safetensors
 
 The encoders are kept; the viewpoint and shape heads are zeroed, so the first estimate is the
-landmark fit itself and training learns the corrections (engine/cest.py, ``fit_prior``).
+landmark fit itself and training learns the corrections (engine/model/chain.py, ``fit_prior``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from engine.cest import CestModel
+from engine.model.chain import CestModel
 
 
 def main(source: str, target: str) -> None:

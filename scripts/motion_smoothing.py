@@ -1,5 +1,5 @@
 """Jitter on a still segment and lag on a fast one, of the animation curves before and after the
-One Euro filter (engine/motion.py), from a reconstructed video's frames.jsonl.
+One Euro filter (engine/reconstruct/motion.py), from a reconstructed video's frames.jsonl.
 
     python scripts/motion_smoothing.py OUT/VIDEO/frames.jsonl [--window 2.0]
 
@@ -15,8 +15,8 @@ import json
 
 import numpy as np
 
-from engine import motion as mo
-from engine.animation import read_records
+from engine.reconstruct import motion as mo
+from engine.reconstruct.animation import read_records
 
 
 def _windows(values: np.ndarray, n: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Fit the 468 -> 68 landmark refiner (engine/landmark_refine.py) on the 300-W annotations.
+"""Fit the 468 -> 68 landmark refiner (engine/detect/refine.py) on the 300-W annotations.
 
     python scripts/train_landmark_refiner.py                 # cross-split figures, then fit on all, save
     python scripts/train_landmark_refiner.py --validate-only # figures only
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.annotations import find_annotated_images
+from engine.io.annotations import find_annotated_images
 from engine.detect import MediaPipeDetector, as_rgb, flip_landmarks, mesh_to_ibug68
 from engine.evaluation.landmarks300w import match_face
-from engine.imageio import load_image
-from engine.landmark_refine import LandmarkRefiner, fit_linear, fit_stage, mean_shape
+from engine.io.image import load_image
+from engine.detect.refine import LandmarkRefiner, fit_linear, fit_stage, mean_shape
 from engine.resources import resources_root
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "landmarks300w"

@@ -25,7 +25,7 @@ def face_model():
 
 @pytest.fixture(scope="session")
 def sample_image() -> np.ndarray:
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     return load_image(SAMPLE)
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from engine import motion as mo
-from engine.animation import write_animation
-from engine.arkit import ARKIT_NAMES, HEADER
+from engine.reconstruct import motion as mo
+from engine.reconstruct.animation import write_animation
+from engine.reconstruct.arkit import ARKIT_NAMES, HEADER
 from engine.crop import OneEuroFilter
 
 FPS = 25.0
@@ -173,7 +173,7 @@ def test_one_euro_smooths_a_still_value_and_follows_a_fast_one():
 
 def test_video_animation_end_to_end(tmp_path, sample_image, face_model):
     from engine.cli import main
-    from engine.videoio import VideoWriter
+    from engine.io.video import VideoWriter
 
     clip = tmp_path / "clip.mp4"
     with VideoWriter(clip, 25) as writer:

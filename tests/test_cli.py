@@ -49,7 +49,7 @@ def test_outputs_are_sane(reconstructed):
     render, albedo = preview[:, 256:512].astype(int), preview[:, 512:768]
     assert np.abs(render - preview[:, :256].astype(int)).mean() < 25  # the re-render looks like the input
     assert (albedo.sum(-1) > 0).mean() > 0.4  # the albedo covers the face
-    from engine.outputs import PREVIEW_PANELS, label_panel
+    from engine.reconstruct.views import PREVIEW_PANELS, label_panel
 
     for i, (_, text) in enumerate(PREVIEW_PANELS):  # each panel says what it is
         corner = preview[:20, 256 * i:256 * i + 40]
@@ -110,7 +110,7 @@ def test_photo_without_a_face(tmp_path):
 
 
 def test_video_end_to_end(tmp_path, sample_image):
-    from engine.videoio import VideoWriter, iter_frames
+    from engine.io.video import VideoWriter, iter_frames
 
     clip = tmp_path / "clip.mp4"
     with VideoWriter(clip, 25) as writer:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from engine.data import video as video_data
-from engine.data.images import ImageStills, prepare_folder
-from engine.data.mixture import DataConfig, TrainingData, expand_videos
-from engine.data.video import VideoClips, VideoConfig, VideoTrack, _is_cut, load_videos, prepare_video
+from engine.training.data import video as video_data
+from engine.training.data.images import ImageStills, prepare_folder
+from engine.training.data.mixture import DataConfig, TrainingData, expand_videos
+from engine.training.data.video import VideoClips, VideoConfig, VideoTrack, _is_cut, load_videos, prepare_video
 from tests.conftest import SAMPLE, SHARED
 
 VIDEO = SHARED / "data" / "faces" / "video_short.mp4"
@@ -107,9 +107,9 @@ def test_training_data_mixes_sources_deterministically(tmp_path):
 
 
 def test_person_clips_pick_several_photos_of_one_person_and_folders_expand(tmp_path):
-    from engine.data.images import PersonClips
-    from engine.data.mixture import expand_folders
-    from engine.data.video import VideoTrack
+    from engine.training.data.images import PersonClips
+    from engine.training.data.mixture import expand_folders
+    from engine.training.data.video import VideoTrack
 
     def track(name, n):
         crops = np.full((n, 8, 8, 3), len(name), np.uint8)

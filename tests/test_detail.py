@@ -1,6 +1,6 @@
 import torch
 
-from engine.detail import add_image_detail, low_pass
+from engine.reconstruct.detail import add_image_detail, low_pass
 from engine.render import Renderer
 from tests.conftest import random_params
 

@@ -1,4 +1,4 @@
-"""engine.editing: the maths behind the app's sliders (light, reflectance, pose, views, lit texture)."""
+"""engine.reconstruct.editing: the maths behind the app's sliders (light, reflectance, pose, views, lit texture)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from engine.editing import (
+from engine.lighting import PRESETS, LightSettings, settings_to_sh
+from engine.reconstruct.editing import (
     Edits,
     FaceEditor,
-    SequenceFrame,
     blend_albedo,
     compact_params,
-    export_sequence,
     float_params,
     light_of,
     light_to_settings,
@@ -23,7 +22,7 @@ from engine.editing import (
     texture_view,
     uv_normals,
 )
-from engine.lighting import PRESETS, LightSettings, settings_to_sh
+from engine.reconstruct.sequence import SequenceFrame, export_sequence
 from engine.render import Renderer, sample_texture
 from tests.conftest import random_params
 
@@ -194,7 +193,7 @@ def test_compact_params_and_sequence_frames_round_trip(params, tmp_path):
 
 
 def test_export_sequence(face_model, renderer, params, tmp_path):
-    from engine.videoio import probe
+    from engine.io.video import probe
 
     frames = [SequenceFrame(i, np.full((SIZE, SIZE, 3), 40 * i, np.uint8), np.zeros((68, 2), np.float32),
                             compact_params(params.replace(rotation=params.rotation + 0.05 * i))) for i in range(3)]

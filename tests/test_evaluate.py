@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.annotations import (
+from engine.io.annotations import (
     AnnotatedFace,
     AnnotationError,
     find_annotated_images,
@@ -107,7 +107,7 @@ def test_find_annotated_images(tmp_path):
 
 
 def test_light_angles_recover_the_direction():
-    from engine.evaluate import light_angles
+    from engine.evaluation.synthetic import light_angles
     from engine.lighting import LightSettings, settings_to_sh
 
     light = torch.cat(
@@ -117,7 +117,7 @@ def test_light_angles_recover_the_direction():
 
 
 def test_synthetic_eval_writes_json_and_markdown(tmp_path):
-    from engine.evaluate import main
+    from engine.evaluation.cli import main
 
     out = tmp_path / "bench"
     code = main(
@@ -154,7 +154,8 @@ def test_synthetic_eval_writes_json_and_markdown(tmp_path):
 def test_landmark_eval_on_annotated_synthetic_faces(tmp_path):
     from PIL import Image
 
-    from engine.evaluate import main, synthetic_set
+    from engine.evaluation.cli import main
+    from engine.evaluation.synthetic import synthetic_set
 
     faces = synthetic_set(2, seed=5, progress=False)
     for i in range(2):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from engine.export import MeshData, write_mesh, write_png
+from engine.io.mesh import MeshData, write_mesh, write_png
 
 
 @pytest.fixture()
@@ -64,7 +64,7 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
 
 def test_leftovers_of_a_killed_writer_are_removed(tmp_path):
-    from engine.atomic import remove_leftovers
+    from engine.io.atomic import remove_leftovers
 
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"good")

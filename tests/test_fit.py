@@ -1,6 +1,6 @@
 import torch
 
-from engine.fit import FitConfig, fit_landmarks
+from engine.model.fit import FitConfig, fit_landmarks
 from tests.conftest import random_params
 
 

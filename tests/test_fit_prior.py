@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.cest import CestConfig, CestModel
-from engine.fit import fit_landmarks
+from engine.model.chain import CestConfig, CestModel
+from engine.model.fit import fit_landmarks
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ImageReadError
-from engine.imageio import load_image
+from engine.io.image import load_image
 
 
 def test_sample_loads_as_rgb8(sample_image):

@@ -4,9 +4,12 @@ module imports no engine maths, torch or VTK at start-up (the window opens first
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = ("PySide6", "shiboken6", "cest_studio", "pyvistaqt", "qtpy")
@@ -49,7 +52,7 @@ def _run(code: str) -> dict:
 def test_engine_modules_never_load_qt_or_the_app():
     result = _run(IMPORT_ALL_ENGINE)
     assert len(result["imported"]) >= 20, result
-    assert "engine.editing" in result["imported"] and "engine.infer" in result["imported"]
+    assert "engine.reconstruct.editing" in result["imported"] and "engine.reconstruct.reconstructor" in result["imported"]
     assert result["forbidden_loaded"] == [], f"engine imports pulled in {result['forbidden_loaded']}"
 
 
@@ -58,3 +61,13 @@ def test_the_window_module_imports_no_heavy_engine_at_start():
     result = _run(IMPORT_WINDOW)
     assert result["heavy"] == [], f"importing the window loads {result['heavy']}"
     assert result["engine"] == [], f"importing the window loads {result['engine']}"
+
+
+def test_import_linter_contracts_are_kept():
+    """pyproject.toml's import-linter contracts: engine forbids Qt and the app, and keeps its layers."""
+    pytest.importorskip("importlinter")
+    code = "import sys; from importlinter.cli import lint_imports_command; sys.argv = ['lint-imports']; lint_imports_command()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout and "layers" in out.stdout

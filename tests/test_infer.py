@@ -3,7 +3,7 @@ import torch
 
 from engine.cli import main
 from engine.crop import crop_image, crop_params_from_landmarks, image_to_crop
-from engine.infer import CROP_SIZE, Reconstructor, image_tensor
+from engine.reconstruct.reconstructor import CROP_SIZE, Reconstructor, image_tensor
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_delegated_commands_have_their_own_help(command, capsys):
 
 
 def test_delight_falls_back_to_ambient_when_the_fit_goes_wild():
-    from engine.delight import delight
+    from engine.reconstruct.delight import delight
     from engine.sh import SH_CONST
 
     gen = torch.Generator().manual_seed(0)

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from engine.live import LiveSource
+from engine.reconstruct.live import LiveSource
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    from engine.videoio import VideoWriter
+    from engine.io.video import VideoWriter
 
     path = tmp_path_factory.mktemp("live") / "clip.mp4"
     with VideoWriter(path, 30) as writer:

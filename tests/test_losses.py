@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from engine.losses import (
+from engine.training.losses import (
     LossWeights,
     cest_losses,
     coefficient_loss,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from engine import metrics
+from engine.evaluation import metrics
 
 
 def _depth(seed: int = 0, batch: int = 2, size: int = 16) -> torch.Tensor:

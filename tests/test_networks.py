@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.camera import project, to_camera
-from engine.cest import CestConfig, CestModel, align_image, config_mismatch
+from engine.model.chain import CestConfig, CestModel, align_image, config_mismatch
 from engine.errors import WeightsError
 from engine.render import Renderer
 from engine.sh import ambient_light

@@ -105,7 +105,7 @@ def test_desktop_entry_has_the_required_keys():
 
 
 def test_desktop_entry_mime_types_cover_what_the_engine_opens():
-    from engine.imageio import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+    from engine.io.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
     value = read_desktop(DESKTOP)["MimeType"]
     assert value.endswith(";")
@@ -379,7 +379,7 @@ def test_selftest_reconstructs_and_exports_the_sample(capsys, tmp_path):
     line = capsys.readouterr().out.strip()
     assert line.startswith("selftest ok:") and "\n" not in line, line
     params = json.loads((tmp_path / "out" / "params.json").read_text())
-    from engine.infer import default_weights
+    from engine.reconstruct.reconstructor import default_weights
 
     assert params["method"] == ("cest" if default_weights() else "fit")
     for name in ("face.obj", "face.mtl", "face_albedo.png", "face.ply", "face.glb", "preview.png"):
@@ -444,8 +444,8 @@ def test_bundle_builds_and_passes_its_selftest_under_xvfb(tmp_path):
     # the app's video job (a child process): a short clip panning over the sample face
     import numpy as np
 
-    from engine.imageio import load_image
-    from engine.videoio import VideoWriter
+    from engine.io.image import load_image
+    from engine.io.video import VideoWriter
 
     clip, image = tmp_path / "clip.mp4", load_image(ROOT / "resources" / "samples" / "astronaut.png")
     with VideoWriter(clip, 10) as writer:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.camera import project, to_camera
 from engine.cli import main
-from engine.fit import fit_with_identity
+from engine.model.fit import fit_with_identity
 from tests.conftest import random_params
 
 

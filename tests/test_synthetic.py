@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from engine.camera import ndc_to_pixels
-from engine.data.albedo import procedural_albedo
-from engine.data.bank import SyntheticBank
-from engine.data.clip import MIRROR_68, collate, face_mask, flip_clip
-from engine.data.synthetic import SyntheticConfig, SyntheticFaces
+from engine.training.data.albedo import procedural_albedo
+from engine.training.data.bank import SyntheticBank
+from engine.training.data.clip import MIRROR_68, collate, face_mask, flip_clip
+from engine.training.data.synthetic import SyntheticConfig, SyntheticFaces
 
 CONFIG = SyntheticConfig(image_size=64, texture_size=32, frames=3, landmark_noise_px=0.0, jitter=0.02)
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from engine.cest import CestModel
-from engine.finetune import FINETUNE_RECIPE, finetune
-from engine.losses import cest_losses, swap_partners
-from engine.train import Trainer, TrainingError, load_config, main, parse_overrides, train
+from engine.model.chain import CestModel
+from engine.training.finetune import FINETUNE_RECIPE, finetune
+from engine.training.losses import cest_losses, swap_partners
+from engine.training.trainer import Trainer, TrainingError, load_config, main, parse_overrides, train
 
 from tests.conftest import ROOT, SHARED
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from engine.cli import main
-from engine.expressions import regions, transfer, with_expression
+from engine.reconstruct.expressions import regions, transfer, with_expression
 from tests.conftest import random_params
 
 
@@ -60,7 +60,7 @@ def test_cli_photo_source(tmp_path, photos):
 
 
 def test_cli_video_source_animates_the_target(tmp_path, photos, sample_image):
-    from engine.videoio import VideoWriter
+    from engine.io.video import VideoWriter
 
     target, _ = photos
     clip = tmp_path / "performer.mp4"

@@ -1,7 +1,7 @@
 import torch
 
 from engine.render import Renderer
-from engine.unwrap import symmetric_fill, unwrap_texture, uv_layout, vertex_attrs_to_uv
+from engine.render.uv import symmetric_fill, unwrap_texture, uv_layout, vertex_attrs_to_uv
 from tests.conftest import random_params
 
 TEXTURE_SIZE = 256

@@ -12,8 +12,8 @@ from tests.conftest import SAMPLE
 
 
 def _clip(path: Path, frames: int = 4, size: int = 288) -> Path:
-    from engine.imageio import load_image
-    from engine.videoio import VideoWriter
+    from engine.io.image import load_image
+    from engine.io.video import VideoWriter
 
     image = load_image(SAMPLE)
     with VideoWriter(path, 10) as writer:
@@ -27,7 +27,7 @@ def _holes(texture: np.ndarray, model) -> int:
     """Black texels inside the UV chart (one texel in from its edge, where rasterising is exact)."""
     import torch.nn.functional as F
 
-    from engine.unwrap import uv_layout
+    from engine.render.uv import uv_layout
 
     covered = uv_layout(model, texture.shape[0])[2].float()[None, None]
     inside = (-F.max_pool2d(-covered, 3, 1, 1))[0, 0].bool().numpy()
@@ -36,9 +36,9 @@ def _holes(texture: np.ndarray, model) -> int:
 
 @pytest.mark.parametrize("method", ["cest", "fit"])
 def test_no_unfilled_texels_inside_the_uv_chart_of_a_video_texture(tmp_path, method):
-    from engine.imageio import load_image
-    from engine.infer import Reconstructor, default_weights
-    from engine.video import reconstruct_video
+    from engine.io.image import load_image
+    from engine.reconstruct.reconstructor import Reconstructor, default_weights
+    from engine.reconstruct.video import reconstruct_video
 
     if method == "cest" and default_weights() is None:
         pytest.skip("no shipped CEST weights")
@@ -53,7 +53,7 @@ def test_no_unfilled_texels_inside_the_uv_chart_of_a_video_texture(tmp_path, met
 
 def test_the_running_albedo_takes_the_frame_where_no_frame_saw():
     from engine.params import FaceParams
-    from engine.video import Track
+    from engine.reconstruct.video import Track
 
     albedo = torch.full((1, 3, 8, 8), 0.6)
     params = FaceParams(torch.zeros(1, 3), torch.zeros(1, 2), torch.ones(1, 1), torch.zeros(1, 4),

@@ -1,1 +1,1 @@
-"""Benchmarks: one module per public protocol (AFLW2000-3D, 300-W landmark figures)."""
+"""Evaluation: one module per benchmark (synthetic, 300-W landmarks, AFLW2000-3D), shared metrics, the report, `cest eval`."""

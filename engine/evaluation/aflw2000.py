@@ -70,7 +70,7 @@ def read_npy_tables(folder: Path, points: str = "original") -> dict[str, tuple[n
 
 def find_faces(folder: Path, gt_dir: Path | None = None, points: str = "original") -> list[Aflw2000Face]:
     """Every image of the folder with a ground truth (its .mat, else a row of 3DDFA's arrays)."""
-    from engine.imageio import IMAGE_SUFFIXES
+    from engine.io.formats import IMAGE_SUFFIXES
 
     folder = Path(folder)
     table_dir = Path(gt_dir) if gt_dir else folder
@@ -133,8 +133,8 @@ def pose_errors(pred_deg: np.ndarray, gt_deg: np.ndarray) -> dict[str, float | i
 
 
 def _reconstructors(methods: list[str], weights: dict, device: str, detector: str) -> tuple[dict, dict]:
-    from engine.evaluate import default_weights
-    from engine.infer import Reconstructor
+    from engine.evaluation.synthetic import default_weights
+    from engine.reconstruct.reconstructor import Reconstructor
 
     recons, skipped = {}, {}
     for name in methods:
@@ -152,11 +152,11 @@ def _reconstructors(methods: list[str], weights: dict, device: str, detector: st
 def _one_face(face: Aflw2000Face, det, recons: dict) -> dict:
     """Points and pose of every method on one image (or why there are none)."""
     from engine.crop import crop_to_image
-    from engine.evaluate import predicted_landmarks
     from engine.evaluation.landmarks300w import match_face
+    from engine.evaluation.synthetic import predicted_landmarks
     from engine.headpose import benchmark_pose_deg
-    from engine.imageio import load_image
-    from engine.infer import CROP_SIZE
+    from engine.io.image import load_image
+    from engine.reconstruct.reconstructor import CROP_SIZE
 
     row: dict = {"image": str(face.image), "gt_pose_deg": face.pose_deg.tolist(), "detected": False}
     image = load_image(face.image)
@@ -181,7 +181,7 @@ def evaluate_aflw2000(folder: Path, methods: list[str] | None = None, weights: d
     from tqdm import tqdm
 
     from engine.detect import create_detector
-    from engine.evaluate import machine_info
+    from engine.evaluation.synthetic import machine_info
 
     started = time.perf_counter()
     faces = find_faces(folder, gt_dir, points)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine import metrics
+from engine.evaluation import metrics
 from engine.evaluation.landmark_figures import INNER, point_errors
 from engine.evaluation.landmark_figures import figures as landmark_figures
 
@@ -37,12 +37,12 @@ def evaluate_landmarks(
     progress: bool = True,
 ) -> dict:
     """68-point NME of the detector (and the methods' reprojected landmarks) on annotated photos."""
-    from engine.annotations import find_annotated_images
     from engine.crop import crop_to_image
     from engine.detect import create_detector
-    from engine.evaluate import default_weights, machine_info, predicted_landmarks, summarise
-    from engine.imageio import load_image
-    from engine.infer import CROP_SIZE, Reconstructor
+    from engine.evaluation.synthetic import default_weights, machine_info, predicted_landmarks, summarise
+    from engine.io.annotations import find_annotated_images
+    from engine.io.image import load_image
+    from engine.reconstruct.reconstructor import CROP_SIZE, Reconstructor
 
     started = time.perf_counter()
     faces = [f for f in find_annotated_images(folder, one_based) if len(f.points) == 68]

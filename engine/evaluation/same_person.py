@@ -18,7 +18,7 @@ import torch
 
 
 def person_folders(root: Path, min_photos: int = 2, pattern: str = "*") -> list[Path]:
-    from engine.imageio import IMAGE_SUFFIXES
+    from engine.io.formats import IMAGE_SUFFIXES
 
     folders = []
     for folder in sorted(p for p in Path(root).glob(pattern) if p.is_dir()):
@@ -39,7 +39,7 @@ def within_between(features: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
 
 def _per_photo(recon, image_path: Path, chart: torch.Tensor):
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     rec = recon.reconstruct(load_image(image_path))
     p = rec.params
@@ -54,9 +54,9 @@ def evaluate_same_person(root: Path, methods: list[str] | None = None, weights: 
                          pattern: str = "*") -> dict:
     from tqdm import tqdm
 
-    from engine.evaluate import machine_info, uv_chart_mask
     from engine.evaluation.aflw2000 import _reconstructors
-    from engine.imageio import IMAGE_SUFFIXES
+    from engine.evaluation.synthetic import machine_info, uv_chart_mask
+    from engine.io.formats import IMAGE_SUFFIXES
 
     started = time.perf_counter()
     folders = person_folders(root, pattern=pattern)

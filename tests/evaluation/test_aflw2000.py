@@ -112,7 +112,7 @@ def test_npy_tables_reader(tmp_path):
 @pytest.fixture(scope="module")
 def sample_faces():
     from engine.detect import default_detector
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     image = load_image(SAMPLE)
     return image, default_detector().detect(image)[0]
@@ -134,7 +134,7 @@ def test_run_on_a_mat_folder_end_to_end(tmp_path, sample_faces):
 
 
 def test_cli_on_the_shared_images_prints_a_json_line_last(shared_data, tmp_path, capsys):
-    from engine.evaluate import main
+    from engine.evaluation.cli import main
 
     assert main(["--aflw2000", str(shared_data / "aflw2000"), "--methods", "fit", "--out", str(tmp_path),
                  "--no-progress"]) == 0

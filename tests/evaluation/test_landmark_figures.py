@@ -40,10 +40,10 @@ def test_within_between_ratio():
 def test_landmark_eval_reads_ppm_and_reports_the_300w_figures(tmp_path, capsys):
     from PIL import Image
 
-    from engine.annotations import write_pts
+    from engine.io.annotations import write_pts
     from engine.detect import default_detector
-    from engine.evaluate import main
-    from engine.imageio import load_image
+    from engine.evaluation.cli import main
+    from engine.io.image import load_image
 
     image = load_image(SAMPLE)
     Image.fromarray(image).save(tmp_path / "face.ppm")

@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
 
 def model_key() -> str:
     """CEST when the shipped weights exist, else the landmark fit (tests must not need training)."""
-    from engine.infer import default_weights
+    from engine.reconstruct.reconstructor import default_weights
 
     return "cest" if default_weights() is not None else "fit"
 
@@ -89,8 +89,8 @@ def open_and_wait(qtbot, win, path, timeout: int = 120_000):
 
 def make_video(path: Path, frames: int = 6, size: int = 288) -> Path:
     """A short clip panning over the sample face (H.264 MP4)."""
-    from engine.imageio import load_image
-    from engine.videoio import VideoWriter
+    from engine.io.image import load_image
+    from engine.io.video import VideoWriter
 
     image = load_image(SAMPLE)
     with VideoWriter(path, 10) as writer:

@@ -77,7 +77,7 @@ def test_export_animation_of_a_video(qtbot, window, tmp_path):
 def test_second_face_expression_transfer(qtbot, window, tmp_path):
     from PIL import Image
 
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     open_and_wait(qtbot, window, SAMPLE)
     wait_viewport(qtbot, window)

@@ -282,7 +282,7 @@ def test_viewport_frame_time_while_a_light_slider_moves(qtbot, window, opened):
 def _hostile_inputs(tmp_path):
     from PIL import Image
 
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     sample = load_image(SAMPLE)
     empty = tmp_path / "empty.png"

@@ -164,7 +164,7 @@ def test_video_background_reconstruction_scrub_export_and_latency(qtbot, window,
     assert len(meshes) == summary["faces"]
     mp4 = tmp_path / "export" / "sequence" / "sequence.mp4"
     assert mp4 in paths and mp4.stat().st_size > 0
-    from engine.videoio import probe as probe_video
+    from engine.io.video import probe as probe_video
 
     assert probe_video(mp4).frames == summary["faces"]
 
@@ -311,7 +311,7 @@ def test_train_tab_defaults_folder_recipes_and_start_model(qtbot, window, tmp_pa
     assert " " not in str(runs) and str(runs).count("cest-studio") == 1
     names = [tab.recipe.itemText(i) for i in range(tab.recipe.count())]
     assert len(names) == len(set(names)) and not (setup.FINETUNE_RECIPE in names and setup.BUILTIN_RECIPE in names)
-    from engine.infer import default_weights
+    from engine.reconstruct.reconstructor import default_weights
 
     from cest_studio.tasks import available_models
 

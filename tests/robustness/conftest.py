@@ -34,7 +34,7 @@ def cheap_fit(reconstructor, landmark_fit: bool = False):
     normalised shape, so it differs between faces; ``landmark_fit`` runs the real landmark fit of
     viewpoint and shape instead (about 0.4 s of CPU a face)."""
     from engine.camera import pixels_to_ndc
-    from engine.fit import fit_landmarks
+    from engine.model.fit import fit_landmarks
     from engine.params import FaceParams
     from engine.sh import ambient_light
 
@@ -66,7 +66,7 @@ def cheap_fit(reconstructor, landmark_fit: bool = False):
 
 @pytest.fixture(scope="session")
 def fast_reconstructor():
-    from engine.infer import Reconstructor
+    from engine.reconstruct.reconstructor import Reconstructor
 
     recon = Reconstructor(method="fit")
     recon._fit = cheap_fit(recon)
@@ -74,15 +74,15 @@ def fast_reconstructor():
 
 
 def cheap_views(reconstructor, recon) -> dict[str, np.ndarray]:
-    """A stand-in for engine.outputs.render_views: the crop for every picture (rendering is the
+    """A stand-in for engine.reconstruct.views.render_views: the crop for every picture (rendering is the
     same whatever file the face came from; test_real_fit_on_a_non_ascii_path renders for real)."""
     names = ("input", "render", "albedo", "shading", "normals", "depth", "overlay")
     return {name: recon.crop for name in names}
 
 
 def cheap_side_by_side(reconstructor, recon, frame) -> np.ndarray:
-    """A stand-in for engine.video._side_by_side: the crop twice, or the frame and black."""
-    from engine.video import _fit_square
+    """A stand-in for engine.reconstruct.video._side_by_side: the crop twice, or the frame and black."""
+    from engine.reconstruct.video import _fit_square
 
     if recon is None:
         small = _fit_square(frame, 256)
@@ -100,21 +100,21 @@ def landmark_fit(monkeypatch, fast_reconstructor):
 @pytest.fixture
 def quick_video(monkeypatch):
     """reconstruct_video without re-rendering every frame for reconstruction.mp4."""
-    import engine.video
+    import engine.reconstruct.video
 
-    monkeypatch.setattr(engine.video, "_side_by_side", cheap_side_by_side)
+    monkeypatch.setattr(engine.reconstruct.video, "_side_by_side", cheap_side_by_side)
 
 
 @pytest.fixture
 def cli(monkeypatch, fast_reconstructor, quick_video):
     """engine.cli.main, reusing the fast Reconstructor (the CLI would otherwise build its own), with
     the quick stand-ins for rendering."""
-    import engine.infer
-    import engine.outputs
+    import engine.reconstruct.reconstructor
+    import engine.reconstruct.views
     from engine.cli import main
 
-    monkeypatch.setattr(engine.infer, "Reconstructor", lambda *a, **k: fast_reconstructor)
-    monkeypatch.setattr(engine.outputs, "render_views", cheap_views)
+    monkeypatch.setattr(engine.reconstruct.reconstructor, "Reconstructor", lambda *a, **k: fast_reconstructor)
+    monkeypatch.setattr(engine.reconstruct.views, "render_views", cheap_views)
     return main
 
 

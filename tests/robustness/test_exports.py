@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import export
+from engine.io import mesh as export
 from engine.errors import CestError, WriteError
 from tests.robustness.conftest import PYTHON, ROOT, SAMPLE, cheap_views, error_lines, read_jsonl, small_tmpfs
 
@@ -22,16 +22,16 @@ from tests.robustness.conftest import PYTHON, ROOT, SAMPLE, cheap_views, error_l
 @pytest.fixture
 def writer(monkeypatch, fast_reconstructor):
     """write_reconstruction with the quick stand-in for rendering."""
-    import engine.outputs
+    import engine.reconstruct.views
 
-    monkeypatch.setattr(engine.outputs, "render_views", cheap_views)
-    return lambda recon, folder, formats=export.MESH_FORMATS: engine.outputs.write_reconstruction(
+    monkeypatch.setattr(engine.reconstruct.views, "render_views", cheap_views)
+    return lambda recon, folder, formats=export.MESH_FORMATS: engine.reconstruct.views.write_reconstruction(
         fast_reconstructor, recon, folder, formats)
 
 
 @pytest.fixture(scope="module")
 def two_recons(fast_reconstructor):
-    from engine.imageio import load_image
+    from engine.io.image import load_image
 
     image = load_image(SAMPLE)
     first = fast_reconstructor.reconstruct(image)
@@ -117,7 +117,7 @@ def test_kill_during_an_export_keeps_the_old_file(tmp_path, two_recons, fast_rec
 import sys, time
 from pathlib import Path
 import numpy as np
-from engine import export
+from engine.io import mesh as export
 real = Path.write_bytes
 def hang(self, data):
     real(self, bytes(data)[: len(data) // 2])
@@ -184,7 +184,7 @@ def test_cli_output_folder_is_a_file(tmp_path, cli, capsys):
 
 
 def _clip(path: Path, n: int) -> Path:
-    from engine.videoio import VideoWriter
+    from engine.io.video import VideoWriter
     from PIL import Image
 
     face = np.asarray(Image.open(SAMPLE).convert("RGB").crop((110, 10, 340, 262)).resize((240, 264)))
@@ -222,8 +222,8 @@ def test_video_failing_half_way_keeps_the_previous_outputs(tmp_path, cli, fast_r
 
 def test_stopped_video_keeps_every_frame_written(tmp_path, fast_reconstructor, quick_video):
     """Stopping after 3 frames (the app's cancel, or Ctrl-C) finalises both files with 3 frames."""
-    from engine.video import reconstruct_video
-    from engine.videoio import iter_frames
+    from engine.reconstruct.video import reconstruct_video
+    from engine.io.video import iter_frames
 
     clip = _clip(tmp_path / "clip.mp4", 5)
     done = []
@@ -238,7 +238,7 @@ def test_stopped_video_keeps_every_frame_written(tmp_path, fast_reconstructor, q
 def test_video_on_a_really_full_disk(tmp_path, fast_reconstructor, quick_video):
     """A second run into a folder on a full tmpfs: a WriteError naming the file, and the first
     run's files kept."""
-    from engine.video import reconstruct_video
+    from engine.reconstruct.video import reconstruct_video
 
     clip = _clip(tmp_path / "clip.mp4", 3)
     reconstruct_video(fast_reconstructor, clip, tmp_path / "probe")

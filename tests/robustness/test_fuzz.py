@@ -1,6 +1,6 @@
 """Property-based fuzzing of the two entry points every input goes through.
 
-- ``engine.imageio.load_image`` on random bytes and on mutated real PNG / JPEG / GIF / BMP / TIFF /
+- ``engine.io.image.load_image`` on random bytes and on mutated real PNG / JPEG / GIF / BMP / TIFF /
   WebP files (truncated, bytes flipped, chunks spliced): it returns an HxWx3 uint8 image or raises
   ``ImageReadError`` — nothing else.
 - the ``auto`` detector's ``detect`` on random small arrays of many shapes, dtypes and channel
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from engine.errors import ImageReadError
-from engine.imageio import load_image
+from engine.io.image import load_image
 
 # CEST_FUZZ_EXAMPLES=2000 CEST_FUZZ_RANDOM=1 for a longer, non-repeatable hunt.
 FUZZ = settings(max_examples=int(os.environ.get("CEST_FUZZ_EXAMPLES", 60)), deadline=2000,

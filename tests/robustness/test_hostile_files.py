@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from engine.cest import FORMAT, CestConfig, CestModel, read_weights
+from engine.model.chain import FORMAT, CestConfig, CestModel, read_weights
 from engine.errors import WeightsError
 from tests.robustness.conftest import PYTHON, ROOT, SAMPLE, error_lines
 
@@ -91,7 +91,7 @@ def test_a_fifo_is_one_error_line_and_never_blocks(tmp_path, name):
 
 
 def test_a_fifo_inside_a_folder_is_skipped(tmp_path):
-    from engine.batch import expand_inputs
+    from engine.reconstruct.batch import expand_inputs
 
     os.mkfifo(tmp_path / "y.jpg")
     Image.open(SAMPLE).save(tmp_path / "a.png")
@@ -101,7 +101,7 @@ def test_a_fifo_inside_a_folder_is_skipped(tmp_path):
 def test_ctrl_c_that_a_reader_turns_into_an_error_stops_the_batch(tmp_path, cli, monkeypatch, capsys):
     """A reader that catches the KeyboardInterrupt and raises its own error (as decoders do):
     the batch still stops at once with exit 130, and the next input is not started."""
-    import engine.batch
+    import engine.reconstruct.batch
 
     seen = []
 
@@ -113,7 +113,7 @@ def test_ctrl_c_that_a_reader_turns_into_an_error_stops_the_batch(tmp_path, cli,
         except KeyboardInterrupt:
             raise OSError(5, "Input/output error") from None
 
-    monkeypatch.setattr(engine.batch, "_reconstruct_image", reader)
+    monkeypatch.setattr(engine.reconstruct.batch, "_reconstruct_image", reader)
     for name in ("a.png", "b.png"):
         Image.open(SAMPLE).save(tmp_path / name)
     status = cli(["reconstruct", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out")])

@@ -16,7 +16,7 @@ from PIL import Image
 
 from engine.detect import NoFaceError
 from engine.errors import CestError, ImageReadError
-from engine.imageio import load_image
+from engine.io.image import load_image
 from tests.robustness.conftest import PYTHON, ROOT, SAMPLE, error_lines, eye_geometry, jpeg_bytes
 
 # ------------------------------------------------------------------------------------ the inputs
@@ -224,7 +224,7 @@ def test_huge_image_does_not_blow_up_memory(huge_jpeg):
     the peak well under the 2.5 GB bound; run in a fresh process to read its own peak RSS."""
     code = textwrap.dedent("""
         import json, resource, sys
-        from engine.imageio import load_image
+        from engine.io.image import load_image
         from engine.detect import create_detector
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         image = load_image(sys.argv[1])
@@ -297,7 +297,7 @@ def test_unpatched_on_a_non_ascii_path(inputs, tmp_path, capsys):
     weights, else the landmark fit), and Reconstructor(method="fit").reconstruct(path), on a
     non-ASCII, space-containing path to an EXIF-rotated photo beside a broken file."""
     from engine.cli import main
-    from engine.infer import Reconstructor, default_weights
+    from engine.reconstruct.reconstructor import Reconstructor, default_weights
 
     photo = make_exif_rotated(inputs["non_ascii_path"].parent, load_image(SAMPLE), name="handy ö.jpg")
     out = tmp_path / "äusgabe out"

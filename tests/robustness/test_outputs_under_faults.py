@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine.export
+import engine.io.mesh
 from engine.detect import NoFaceError
-from engine.video import reconstruct_video
+from engine.reconstruct.video import reconstruct_video
 from tests.robustness.conftest import error_lines, read_jsonl
 from tests.robustness.test_images import two_faces
 from tests.robustness.test_videos import moving, write_video
@@ -129,7 +129,7 @@ def test_a_cut_to_another_person_restarts_the_track(tmp_path, face, fast_reconst
     lines = read_jsonl(tmp_path / "out" / "frames.jsonl")
     assert [line["track"] for line in lines] == [0] * 4 + [1] * 4
     assert stats["tracks"] == 2
-    from engine.videoio import iter_frames
+    from engine.io.video import iter_frames
 
     decoded = [f for _, _, f in iter_frames(video)][4]
     own = fast_reconstructor.reconstruct(decoded)  # B's first frame alone: nothing of A blended in
@@ -138,9 +138,9 @@ def test_a_cut_to_another_person_restarts_the_track(tmp_path, face, fast_reconst
 
 def test_another_shape_without_a_cut_restarts_the_track(tmp_path, face, landmark_fit, quick_video, monkeypatch):
     """No cut is seen (the detector is off): the shape distance alone tells the second person."""
-    import engine.video
+    import engine.reconstruct.video
 
-    monkeypatch.setattr(engine.video, "CutDetector", lambda: (lambda frame: False))
+    monkeypatch.setattr(engine.reconstruct.video, "CutDetector", lambda: (lambda frame: False))
     video = write_video(tmp_path / "swap.mp4", [face] * 4 + [someone_else(face)] * 3)
     reconstruct_video(landmark_fit, video, tmp_path / "out")
     tracks = [line["track"] for line in read_jsonl(tmp_path / "out" / "frames.jsonl")]
@@ -157,14 +157,14 @@ def test_one_person_moving_stays_one_track(tmp_path, face, landmark_fit, quick_v
 
 
 def fail_on(monkeypatch, name: str, error: BaseException):
-    real = engine.export.write_png
+    real = engine.io.mesh.write_png
 
     def write_png(image, path):
         if Path(path).name == name:
             raise error
         return real(image, path)
 
-    monkeypatch.setattr(engine.export, "write_png", write_png)
+    monkeypatch.setattr(engine.io.mesh, "write_png", write_png)
 
 
 def test_ctrl_c_mid_photo_leaves_no_half_folder(tmp_path, sample, cli, monkeypatch, capsys):
@@ -200,7 +200,7 @@ def test_nan_is_never_written_as_json(tmp_path):
     from engine.errors import CestError
 
     with pytest.raises(CestError, match="not numbers"):
-        engine.export.write_json({"x": float("nan")}, tmp_path / "a.json")
+        engine.io.mesh.write_json({"x": float("nan")}, tmp_path / "a.json")
     assert not (tmp_path / "a.json").exists()
 
 

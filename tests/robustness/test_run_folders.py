@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.runlock import LOCK, RunLock, RunFolderError, folder_problem
-from engine.train import main
+from engine.io.runlock import LOCK, RunLock, RunFolderError, folder_problem
+from engine.training.trainer import main
 from tests.robustness.conftest import ROOT, error_lines
 
 
@@ -171,9 +171,9 @@ def test_bad_command_line_overrides(tmp_path, capsys, args, expected):
 def test_finetune_on_a_video_with_no_face(tmp_path, capsys):
     import numpy as np
 
-    from engine.cest import CestModel
-    from engine.finetune import main as finetune_main
-    from engine.train import load_config
+    from engine.model.chain import CestModel
+    from engine.training.finetune import main as finetune_main
+    from engine.training.trainer import load_config
     from tests.robustness.test_videos import write_video
 
     rng = np.random.default_rng(0)

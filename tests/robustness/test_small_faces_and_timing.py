@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.detect import MediaPipeDetector, _mediapipe_missing
+from engine.detect import MediaPipeDetector
+from engine.detect.registry import _mediapipe_missing
 from tests.conftest import SAMPLE
 from tests.robustness.test_videos import write_video
 
@@ -65,7 +66,7 @@ def zero_timescale(path: Path) -> Path:
 
 
 def test_zero_fps_metadata_warns_and_decodes_every_frame(tmp_path, caplog):
-    from engine.videoio import iter_frames, probe
+    from engine.io.video import iter_frames, probe
 
     frames = [np.full((64, 64, 3), 4 * i, np.uint8) for i in range(30)]
     path = zero_timescale(write_video(tmp_path / "v.mp4", frames, fps=25))

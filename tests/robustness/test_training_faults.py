@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
-from engine.cest import CestModel
-from engine.train import TrainConfig, TrainingError, save_checkpoint
+from engine.model.chain import CestModel
+from engine.training.trainer import TrainConfig, TrainingError, save_checkpoint
 from tests.robustness.conftest import PYTHON, ROOT, small_tmpfs
 
 STEPS, EVERY = 12, 4
@@ -73,7 +73,7 @@ def hanging_write(self, data):
         time.sleep(600)
     return real(self, data)
 Path.write_bytes = hanging_write
-from engine.train import main
+from engine.training.trainer import main
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -1,4 +1,4 @@
-"""Hostile and unusual videos through engine.videoio, engine.video.reconstruct_video and
+"""Hostile and unusual videos through engine.io.video, engine.reconstruct.video.reconstruct_video and
 `cest reconstruct VIDEO`: corrupt, cut off, audio only, a face that leaves and comes back,
 variable frame rate, a phone video with rotation metadata."""
 
@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from engine.errors import VideoReadError
-from engine.video import reconstruct_video
-from engine.videoio import iter_frames, probe
+from engine.reconstruct.video import reconstruct_video
+from engine.io.video import iter_frames, probe
 from tests.robustness.conftest import error_lines, eye_geometry, read_jsonl
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 import yaml
 
-from engine.cest import CestConfig, CestModel, read_weights
+from engine.model.chain import CestConfig, CestModel, read_weights
 from engine.errors import CestError, WeightsError
-from engine.train import TrainConfig, TrainingError, load_checkpoint, save_checkpoint
+from engine.training.trainer import TrainConfig, TrainingError, load_checkpoint, save_checkpoint
 from tests.robustness.conftest import ROOT, error_lines
 
 SMOKE = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
@@ -118,7 +118,7 @@ def test_cli_with_malicious_weights(tmp_path, capsys):
 
 def test_training_resume_from_a_malicious_checkpoint(tmp_path, capsys):
     """`python -m engine.train --resume` on a run folder holding a planted checkpoint.pt."""
-    from engine.train import main
+    from engine.training.trainer import main
 
     marker = tmp_path / "pwned"
     run = tmp_path / "run"
@@ -215,7 +215,7 @@ def test_torn_checkpoints(saved, tmp_path, face_model, small_config):
 
 def test_init_weights_of_another_config(tmp_path, face_model, small_config, capsys):
     """`engine.train --init W` where W was trained with another model config."""
-    from engine.train import main
+    from engine.training.trainer import main
 
     CestModel(_other(small_config.model, width=16), face_model).save(tmp_path / "w.safetensors")
     config = tmp_path / "smoke.yaml"
@@ -226,7 +226,7 @@ def test_init_weights_of_another_config(tmp_path, face_model, small_config, caps
 
 
 def test_reconstructor_with_torn_weights(tmp_path, face_model, small_config):
-    from engine.infer import Reconstructor
+    from engine.reconstruct.reconstructor import Reconstructor
 
     CestModel(small_config.model, face_model).save(tmp_path / "w.safetensors")
     data = (tmp_path / "w.safetensors").read_bytes()

@@ -1,9 +1,0 @@
-"""Training data: video clips, photo folders and synthetic faces, as clips of K frames of one person.
-
-- :mod:`engine.data.video`: decode + detect + crop + cache videos, cut into clips (VideoClips).
-- :mod:`engine.data.images`: folders of photos as one-frame clips (ImageStills).
-- :mod:`engine.data.synthetic`: rendered ICT faces with ground truth (SyntheticFaces).
-- :mod:`engine.data.bank`: a synthetic set rendered once and cached (SyntheticBank).
-- :mod:`engine.data.clip`: the clip format, flips, face masks, collation into batches.
-- :mod:`engine.data.mixture`: the data of one training run (TrainingData, DataConfig).
-"""

@@ -1,0 +1,442 @@
+"""Accuracy against ground truth on synthetic faces: the set, the methods, the scores."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from engine.evaluation import metrics
+from engine.evaluation.common import (
+    METHODS,
+    default_weights,
+    machine_info,
+    predicted_landmarks,
+    summarise,
+    uv_chart_mask,
+)
+from engine.facemodel import FaceModel
+from engine.params import FaceParams
+from engine.render import Renderer
+from engine.sh import ambient_light
+
+log = logging.getLogger("cest")
+METRICS = {  # key: (label, unit / scale shown in the table)
+    "side": "SIDE (x10^-2)",
+    "depth_cm": "depth std (cm)",
+    "mad": "MAD (deg)",
+    "albedo": "albedo RMSE",
+    "nme": "NME (% IOD)",
+    "nme_inner": "NME 51 inner (% IOD)",
+}
+DEFINITIONS = {
+    "side": (
+        "Unsup3D SIDE x 10^-2: std over the face of log D_pred - log D_gt, D = 1 - tan(5 deg) z_ndc (the "
+        "distance an Unsup3D camera, fov 10 deg at distance 1, would see); mask = GT mask and predicted "
+        "mask, each eroded by 1 px"
+    ),
+    "depth_cm": "std over the same pixels of (z_pred - z_gt) in cm of the true face (z_ndc / true scale)",
+    "mad": "mean angle between rendered camera-space normals, degrees, same mask",
+    "albedo": (
+        "RMSE in UV space over the model's UV chart at the ground-truth texture size, after a "
+        "least-squares per-channel colour scale"
+    ),
+    "nme": (
+        "mean 68-point landmark error / true outer-eye-corner distance (36-45), percent; the truth is the "
+        "model's 68 landmark vertices projected (the jaw points do not slide to the visible contour)"
+    ),
+    "nme_inner": "the same over the 51 inner points (17-67: brows, eyes, nose, mouth), no jaw contour",
+    "overlap": "fraction of the (eroded) true face pixels the metrics were computed on",
+}
+WRONG_FACE_NME = 0.5  # a detection this far from the truth found something else
+FLAT_ALBEDO = 0.5
+
+
+# ------------------------------------------------------------------------------------ test set
+
+
+@dataclass
+class SyntheticSet:
+    """N held-out synthetic faces and their ground truth (all on the CPU)."""
+
+    images: torch.Tensor  # (N, 3, S, S) float [0, 1]
+    mask: torch.Tensor  # (N, 1, S, S) exact (binary) face coverage
+    depth: torch.Tensor  # (N, 1, S, S) NDC z, larger = closer
+    normals: torch.Tensor  # (N, 3, S, S) camera space
+    albedo: torch.Tensor  # (N, 3, T, T) UV map
+    landmarks: torch.Tensor  # (N, 68, 2) true landmark vertices, image pixels
+    params: FaceParams
+    seed: int
+    indices: list[int]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    def uint8(self, i: int) -> np.ndarray:
+        return (self.images[i].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+    def pose_deg(self) -> np.ndarray:
+        """(N, 3) pitch, yaw, roll in degrees."""
+        return np.degrees(self.params.rotation.numpy())
+
+    def light_deg(self) -> np.ndarray:
+        """(N, 2) azimuth, elevation (degrees) of the dominant light direction."""
+        return light_angles(self.params.light)
+
+
+def light_angles(light: torch.Tensor) -> np.ndarray:
+    """(N, 9, 3) SH light -> (N, 2) azimuth (0 = from the camera, + = from the viewer's right) and
+    elevation of its band-1 direction (the basis order is 1, x, y, z, ...: engine.sh)."""
+    d = light[:, 1:4].mean(-1).double()
+    d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    azimuth = torch.rad2deg(torch.atan2(d[:, 0], d[:, 2]))
+    elevation = torch.rad2deg(torch.asin(d[:, 1].clamp(-1, 1)))
+    return torch.stack([azimuth, elevation], 1).numpy()
+
+
+def synthetic_set(
+    n: int,
+    seed: int = 0,
+    image_size: int = 128,
+    texture_size: int = 64,
+    supersample: int = 1,
+    face_model: FaceModel | None = None,
+    progress: bool = True,
+) -> SyntheticSet:
+    """Render ``n`` held-out faces (one frame per synthetic person) with their ground-truth maps.
+
+    A thin adapter over engine.training.data.synthetic: clips of one frame, ``with_maps`` on.
+    """
+    from engine.training.data.synthetic import SyntheticConfig, SyntheticFaces
+
+    config = SyntheticConfig(
+        image_size=image_size, texture_size=texture_size, frames=1, supersample=supersample, with_maps=True
+    )
+    data = SyntheticFaces(config, length=n, seed=seed, split="heldout", face_model=face_model)
+    items = [data[i] for i in tqdm(range(n), desc="rendering test faces", unit="face", disable=not progress)]
+    return SyntheticSet(
+        images=torch.cat([it["image"] for it in items]).float() / 255,
+        mask=torch.cat([(it["mask_exact"] > 0.5).float() for it in items]),
+        depth=torch.cat([it["depth"] for it in items]),
+        normals=torch.cat([it["normals"] for it in items]),
+        albedo=torch.cat([it["params"].albedo for it in items]),
+        landmarks=torch.cat([it["landmarks_true"] for it in items]),
+        params=FaceParams.cat([it["params"] for it in items]),
+        seed=seed,
+        indices=list(range(n)),
+    )
+
+
+# ---------------------------------------------------------------------------------- landmarks
+
+
+@dataclass
+class LandmarkInputs:
+    """The landmarks every method is given, and where each came from."""
+
+    landmarks: torch.Tensor  # (N, 68, 2) image pixels
+    source: list[str]  # per image: "detector", "noise (no face)", "noise (wrong face)"
+    detector: str
+    detector_nme: list[float | None]  # per image, None where it found nothing
+    sigma_iod: np.ndarray  # (68, 2) noise std used for the fallbacks, in inter-ocular distances
+    sigma_from: str
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in self.source:
+            out[s] = out.get(s, 0) + 1
+        return out
+
+    def summary(self) -> dict:
+        found = [v for v in self.detector_nme if v is not None]
+        used = [v for v, s in zip(self.detector_nme, self.source) if s == "detector"]
+        return {
+            "detector": self.detector,
+            "counts": self.counts(),
+            "detector_found": len(found),
+            "detector_nme_mean_used": float(np.mean(used)) if used else None,
+            "fallback_noise_sigma_iod_mean": float(np.sqrt(np.mean(self.sigma_iod**2))),
+            "fallback_noise_sigma_from": self.sigma_from,
+            "wrong_face_nme_threshold": WRONG_FACE_NME,
+        }
+
+
+def source_landmarks(
+    testset: SyntheticSet, detector, seed: int = 0, default_sigma_iod: float = 0.02, progress: bool = True
+) -> LandmarkInputs:
+    """Detector landmarks where it finds the face; elsewhere truth + noise of its measured size."""
+    truth = testset.landmarks.double()
+    iod = metrics.inter_ocular(truth).numpy()
+    detected: list[np.ndarray | None] = []
+    nme: list[float | None] = []
+    for i in tqdm(range(len(testset)), desc="detecting landmarks", unit="face", disable=not progress):
+        faces = detector.detect(testset.uint8(i))
+        if faces:
+            points = np.asarray(faces[0].landmarks, np.float64)
+            detected.append(points)
+            nme.append(float(metrics.landmark_nme(torch.from_numpy(points)[None], truth[i : i + 1])[0]))
+        else:
+            detected.append(None)
+            nme.append(None)
+    good = [i for i, v in enumerate(nme) if v is not None and v <= WRONG_FACE_NME]
+    if len(good) >= 20:  # enough to measure each point's spread
+        resid = np.stack([(detected[i] - truth[i].numpy()) / iod[i] for i in good])
+        sigma = np.sqrt((resid**2).mean(0))
+        sigma_from = f"per point and axis, RMS detector error on {len(good)} detected faces"
+    elif good:
+        resid = np.stack([(detected[i] - truth[i].numpy()) / iod[i] for i in good])
+        sigma = np.full((68, 2), np.sqrt((resid**2).mean()))
+        sigma_from = f"one value, RMS detector error on {len(good)} detected faces"
+    else:
+        sigma = np.full((68, 2), default_sigma_iod)
+        sigma_from = f"default {default_sigma_iod} IOD (the detector found no face to measure)"
+    rng = np.random.default_rng([seed, 68])
+    out, source = truth.numpy().copy(), []
+    for i in range(len(testset)):
+        if i in good:
+            out[i], kind = detected[i], "detector"
+        else:
+            out[i] = truth[i].numpy() + rng.normal(0, 1, (68, 2)) * sigma * iod[i]
+            kind = "noise (no face)" if detected[i] is None else "noise (wrong face)"
+        source.append(kind)
+    name = getattr(detector, "name", type(detector).__name__)
+    return LandmarkInputs(torch.from_numpy(out).float(), source, name, nme, sigma, sigma_from)
+
+
+# ------------------------------------------------------------------------------------ methods
+
+
+@dataclass
+class MethodResult:
+    name: str
+    params: FaceParams | None = None
+    skipped: str | None = None  # why, when the method could not run
+    seconds_per_face: float | None = None
+    info: dict = field(default_factory=dict)
+
+
+def _estimate(
+    reconstructor, images: torch.Tensor, landmarks: torch.Tensor, batch: int, desc: str, progress: bool
+) -> tuple[FaceParams, float]:
+    parts, start = [], time.perf_counter()
+    for lo in tqdm(range(0, images.shape[0], batch), desc=desc, unit="batch", disable=not progress):
+        params = reconstructor.estimate(images[lo : lo + batch], landmarks[lo : lo + batch])
+        parts.append(params.to("cpu"))
+    return FaceParams.cat(parts), (time.perf_counter() - start) / max(images.shape[0], 1)
+
+
+def mean_face_params(fit: FaceParams, texture_size: int = 64) -> FaceParams:
+    """The mean face (zero identity and expression) at the fit's viewpoint, flat albedo, ambient light."""
+    b = fit.batch_size
+    return fit.replace(
+        identity=torch.zeros_like(fit.identity),
+        expression=torch.zeros_like(fit.expression),
+        albedo=torch.full((b, 3, texture_size, texture_size), FLAT_ALBEDO),
+        light=ambient_light(b),
+    )
+
+
+def run_methods(
+    methods: list[str],
+    testset: SyntheticSet,
+    landmarks: torch.Tensor,
+    weights: dict,
+    device: str = "cpu",
+    batch: int = 16,
+    progress: bool = True,
+) -> dict[str, MethodResult]:
+    """Every requested method on the same images and landmarks -> {name: MethodResult}."""
+    from engine.reconstruct.reconstructor import Reconstructor
+
+    results: dict[str, MethodResult] = {}
+    fit_params = None
+    if "fit" in methods or "mean" in methods:
+        fit = Reconstructor(method="fit", device=device)
+        # one face per call: the fit is per face anyway, and engine.reconstruct.delight broadcasts (B,T,T,9) @ (B,9,3)
+        # only for B = 1 at the time of writing
+        fit_params, seconds = _estimate(fit, testset.images, landmarks, 1, "fit", progress)
+        if "fit" in methods:
+            results["fit"] = MethodResult("fit", fit_params, seconds_per_face=seconds)
+        if "mean" in methods:
+            results["mean"] = MethodResult(
+                "mean",
+                mean_face_params(fit_params, testset.albedo.shape[-1]),
+                seconds_per_face=seconds,
+                info={"viewpoint": "landmark fit", "albedo": "flat"},
+            )
+    for name in ("cest", "cest-unconditional"):
+        if name not in methods:
+            continue
+        path = Path(weights.get(name) or default_weights(name))
+        if not path.is_file():
+            results[name] = MethodResult(name, skipped=f"no weights at {path}")
+            log.warning("skipping %s: no weights at %s", name, path)
+            continue
+        try:
+            recon = Reconstructor(method="cest", weights=path, device=device, detail=False)
+        except Exception as err:  # corrupt file, other model config: skip, say why
+            results[name] = MethodResult(name, skipped=f"cannot load {path}: {err}")
+            log.warning("skipping %s: %s", name, err)
+            continue
+        config = recon.network.config
+        info = {
+            "weights": str(path),
+            "conditional": bool(config.conditional),
+            "image_size": config.image_size,
+        }
+        expected = name == "cest"
+        if config.conditional != expected:
+            info["warning"] = f"weights have conditional={config.conditional}, expected {expected}"
+            log.warning("%s: %s", name, info["warning"])
+        params, seconds = _estimate(recon, testset.images, landmarks, batch, name, progress)
+        results[name] = MethodResult(name, params, seconds_per_face=seconds, info=info)
+    return {m: results[m] for m in methods if m in results}
+
+
+@torch.no_grad()
+def score(
+    params: FaceParams, testset: SyntheticSet, model: FaceModel, renderer: Renderer, batch: int = 16
+) -> dict[str, np.ndarray]:
+    """Per-image metrics of one method's FaceParams against the test set's ground truth."""
+    size, tex = testset.size, testset.albedo.shape[-1]
+    chart = uv_chart_mask(model, tex)
+    out: dict[str, list] = {k: [] for k in METRICS}
+    out["overlap"] = []
+    for lo in range(0, len(testset), batch):
+        sl = slice(lo, lo + batch)
+        p = params.select(sl)
+        _, cam, ndc = p.geometry(model)
+        render = renderer.render(cam, ndc, p.albedo, p.light, size)
+        mask = metrics.erode(testset.mask[sl]) * metrics.erode(render.mask)
+        gt_d, pr_d = testset.depth[sl], render.depth
+        out["side"].append(
+            metrics.side(
+                metrics.ndc_depth_to_distance(pr_d), metrics.ndc_depth_to_distance(gt_d), mask, log=True
+            )
+            * 100
+        )
+        scale = testset.params.scale[sl].double().reshape(-1, 1, 1, 1)  # NDC per cm of the true face
+        out["depth_cm"].append(metrics.side(pr_d.double() / scale, gt_d.double() / scale, mask))
+        out["mad"].append(metrics.mad(render.normals, testset.normals[sl], mask))
+        albedo = p.albedo.float()
+        if albedo.shape[-1] != tex:
+            albedo = F.interpolate(
+                albedo,
+                size=(tex, tex),
+                mode="area" if albedo.shape[-1] > tex else "bilinear",
+                **({} if albedo.shape[-1] > tex else {"align_corners": False}),
+            )
+        out["albedo"].append(
+            metrics.albedo_error(albedo, testset.albedo[sl], chart.expand(albedo.shape[0], -1, -1, -1))
+        )
+        pred_lm, true_lm = predicted_landmarks(p, model, size), testset.landmarks[sl]
+        out["nme"].append(metrics.landmark_nme(pred_lm, true_lm) * 100)
+        out["nme_inner"].append(
+            metrics.landmark_nme(pred_lm[:, 17:], true_lm[:, 17:], metrics.inter_ocular(true_lm)) * 100
+        )
+        gt_area = metrics.erode(testset.mask[sl]).flatten(1).sum(1)
+        out["overlap"].append(mask.flatten(1).sum(1) / gt_area.clamp_min(1))
+    return {k: torch.cat(v).numpy().astype(float) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def evaluate_synthetic(
+    n: int,
+    seed: int = 0,
+    methods: list[str] | None = None,
+    weights: dict | None = None,
+    image_size: int = 128,
+    texture_size: int = 64,
+    supersample: int = 1,
+    batch: int = 16,
+    detector: str = "auto",
+    device: str = "cpu",
+    progress: bool = True,
+    keep: bool = False,
+) -> dict:
+    """Run the synthetic benchmark; returns the results dict (JSON-ready unless ``keep``).
+
+    With ``keep`` the dict also holds ``_testset``, ``_methods`` and ``_model`` for pictures.
+    """
+    from engine.detect import create_detector
+
+    methods = list(methods or METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    started = time.perf_counter()
+    model = FaceModel.load()
+    testset = synthetic_set(n, seed, image_size, texture_size, supersample, model, progress)
+    inputs = source_landmarks(testset, create_detector(detector), seed, progress=progress)
+    ran = run_methods(methods, testset, inputs.landmarks, weights or {}, device, batch, progress)
+    renderer = Renderer(model.faces, model.uvs)
+    pose, light = testset.pose_deg(), testset.light_deg()
+    per_image = [
+        {
+            "index": i,
+            "pitch_deg": float(pose[i, 0]),
+            "yaw_deg": float(pose[i, 1]),
+            "roll_deg": float(pose[i, 2]),
+            "light_azimuth_deg": float(light[i, 0]),
+            "light_elevation_deg": float(light[i, 1]),
+            "landmarks": inputs.source[i],
+            "detector_nme": inputs.detector_nme[i],
+            "methods": {},
+        }
+        for i in range(len(testset))
+    ]
+    table: dict[str, dict] = {}
+    for name, result in tqdm(ran.items(), desc="scoring", unit="method", disable=not progress):
+        if result.params is None:
+            table[name] = {"skipped": result.skipped}
+            continue
+        scores = score(result.params, testset, model, renderer, batch)
+        table[name] = {k: summarise(v) for k, v in scores.items()}
+        table[name].update(seconds_per_face=result.seconds_per_face, info=result.info)
+        for i, row in enumerate(per_image):
+            row["methods"][name] = {
+                k: (None if not math.isfinite(v[i]) else float(v[i])) for k, v in scores.items()
+            }
+    used = np.array([v if v is not None else np.nan for v, s in zip(inputs.detector_nme, inputs.source)])
+    results = {
+        "benchmark": "synthetic",
+        "n": len(testset),
+        "seed": seed,
+        "split": "heldout",
+        "image_size": image_size,
+        "texture_size": texture_size,
+        "supersample": supersample,
+        "methods_requested": methods,
+        "landmarks": inputs.summary(),
+        "input_landmarks_nme": summarise(
+            metrics.landmark_nme(inputs.landmarks, testset.landmarks).numpy() * 100
+        ),
+        "input_landmarks_nme_inner": summarise(
+            metrics.landmark_nme(
+                inputs.landmarks[:, 17:], testset.landmarks[:, 17:], metrics.inter_ocular(testset.landmarks)
+            ).numpy()
+            * 100
+        ),
+        "detector_nme_found": summarise(used * 100),
+        "results": table,
+        "definitions": DEFINITIONS,
+        "machine": machine_info(),
+        "seconds": time.perf_counter() - started,
+        "per_image": per_image,
+    }
+    if keep:
+        results.update(_testset=testset, _methods=ran, _model=model, _inputs=inputs)
+    return results

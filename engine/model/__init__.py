@@ -1,0 +1,1 @@
+"""The model: the four CEST estimators, the conditional chain (image -> FaceParams), the landmark fit."""

@@ -1,0 +1,1 @@
+"""Reconstruction: Reconstructor (photo, several photos, video), de-lighting, detail, views (maps, params.json), edits, sequences, animation."""

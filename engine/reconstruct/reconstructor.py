@@ -1,0 +1,179 @@
+"""Reconstructor: load the models once, then turn photos (or video frames) into FaceParams.
+
+Two methods behind one interface:
+- ``cest``: the trained CEST chain (viewpoint -> shape -> reflectance -> light).
+- ``fit``: no trained weights; viewpoint and shape fitted to the 68 landmarks, reflectance
+  unwrapped from the image and de-lit by an SH fit. Also the benchmark's baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.camera import pixels_to_ndc
+from engine.crop import CropBox, crop_image, crop_params_from_landmarks, image_to_crop
+from engine.reconstruct.delight import delight
+from engine.reconstruct.detail import add_image_detail
+from engine.detect import Detector, Face, NoFaceError, create_detector
+from engine.io.mesh import MeshData
+from engine.facemodel import FaceModel
+from engine.model.fit import fit_landmarks
+from engine.io.image import load_image
+from engine.params import FaceParams
+from engine.render import Renderer, RenderOutput, vertex_normals
+from engine.resources import resources_root
+from engine.render.uv import pad_chart, symmetric_fill, unwrap_texture, vertex_attrs_to_uv
+
+CROP_SIZE = 256  # the crop the texture is unwrapped from; networks resize it to their input
+TEXTURE_SIZE = 256
+METHODS = ("cest", "fit")
+DEFAULT_WEIGHTS = "weights/cest_default.safetensors"
+
+
+def default_weights() -> Path | None:
+    path = resources_root() / DEFAULT_WEIGHTS
+    return path if path.exists() else None
+
+
+@dataclass
+class Reconstruction:
+    """One reconstructed face: the input, where the face is, and its four factors."""
+
+    image: np.ndarray  # HxWx3 uint8, the whole input
+    face: Face  # detection in image pixels
+    crop_box: CropBox
+    crop: np.ndarray  # CROP_SIZE x CROP_SIZE x 3 uint8
+    params: FaceParams  # batch of one, on the CPU
+    method: str
+    source: str = ""
+    extras: dict = field(default_factory=dict)
+
+    def crop_tensor(self) -> torch.Tensor:
+        return image_tensor(self.crop)
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 -> (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) or (C, H, W) float in [0, 1] -> HxWxC uint8."""
+    image = image[0] if image.dim() == 4 else image
+    return (image.detach().clamp(0, 1) * 255 + 0.5).byte().permute(1, 2, 0).cpu().numpy()
+
+
+class Reconstructor:
+    """Reconstructs faces with one method; holds the face model, renderer, detector and weights."""
+
+    def __init__(self, method: str = "auto", weights: str | Path | None = None,
+                 device: str = "cpu", detector: str | Detector = "auto", detail: bool = True):
+        self.device = torch.device(device)
+        self.model = FaceModel.load(device=self.device)
+        self.renderer = Renderer(self.model.faces, self.model.uvs).to(self.device)
+        given = not isinstance(detector, str)  # a detector object (its name, or a backend name)
+        self._detector_name = getattr(detector, "name", "auto") if given else detector
+        self.detail = detail  # CEST: add the photo's fine detail to the network's albedo
+        self._detector = detector if given else None
+        self.method, self.weights = self._choose_method(method, weights)
+        self.network = self._load_network() if self.method == "cest" else None
+
+    def _choose_method(self, method: str, weights) -> tuple[str, Path | None]:
+        if method not in (*METHODS, "auto"):
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        weights = Path(weights) if weights else default_weights()
+        if method == "auto":
+            method = "cest" if weights else "fit"
+        if method == "cest" and weights is None:
+            raise FileNotFoundError("no CEST weights found: pass --weights or use --method fit")
+        return method, weights if method == "cest" else None
+
+    def _load_network(self):
+        from engine.model.chain import CestModel
+
+        network = CestModel.load(self.weights, face_model=self.model).to(self.device)
+        return network.eval()
+
+    @property
+    def detector(self):
+        if self._detector is None:
+            self._detector = create_detector(self._detector_name)
+        return self._detector
+
+    # ------------------------------------------------------------------ images
+
+    def reconstruct(self, image: np.ndarray | str | Path, all_faces: bool = False):
+        """Reconstruct the largest face of an image (array or path); a list with ``all_faces``."""
+        source = str(image) if isinstance(image, (str, Path)) else ""
+        if source:
+            image = load_image(image)
+        thorough = all_faces and hasattr(self.detector, "thorough_levels")  # search finer for small faces
+        faces = self.detector.detect(image, thorough=True) if thorough else self.detector.detect(image)
+        if not faces:
+            raise NoFaceError(f"{source or 'image'}: no face found (it may be too small: faces under "
+                              f"about 1/15 of the image's long side can be missed)")
+        recons = [self.reconstruct_face(image, face, source) for face in (faces if all_faces else faces[:1])]
+        return recons if all_faces else recons[0]
+
+    def reconstruct_face(self, image: np.ndarray, face: Face, source: str = "",
+                         crop_box: CropBox | None = None) -> Reconstruction:
+        box = crop_box or crop_params_from_landmarks(face.landmarks)
+        crop = crop_image(image, box, CROP_SIZE)
+        landmarks = image_to_crop(face.landmarks, box, CROP_SIZE)
+        lm = torch.as_tensor(landmarks, dtype=torch.float32)[None]
+        params, extras = self.estimate_with_extras(image_tensor(crop), lm)
+        extras = {k: v.cpu() for k, v in extras.items()}
+        return Reconstruction(image, face, box, crop, params.to("cpu"), self.method, source, extras)
+
+    def estimate(self, crops: torch.Tensor, landmarks_px: torch.Tensor) -> FaceParams:
+        """(B, 3, CROP_SIZE, CROP_SIZE) crops and (B, 68, 2) crop-pixel landmarks -> FaceParams."""
+        return self.estimate_with_extras(crops, landmarks_px)[0]
+
+    @torch.no_grad()
+    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor):
+        """FaceParams and a dict of by-products (the fit's texture ``visibility``)."""
+        crops = crops.to(self.device)
+        if self.method == "cest":
+            size = self.network.config.image_size
+            landmarks = pixels_to_ndc(landmarks_px.to(self.device), crops.shape[-1])
+            params = self.network(F.interpolate(crops, size=(size, size), mode="area"), landmarks)
+            if not self.detail:
+                return params, {}
+            params, visibility = add_image_detail(params, crops, self.model, TEXTURE_SIZE)
+            return params, {"visibility": visibility}
+        return self._fit(crops, landmarks_px.to(self.device))
+
+    def _fit(self, crops: torch.Tensor, landmarks_px: torch.Tensor):
+        fit = fit_landmarks(self.model, pixels_to_ndc(landmarks_px, crops.shape[-1]))
+        params = FaceParams(fit.rotation, fit.translation, fit.scale, fit.identity, fit.expression,
+                            albedo=None, light=None)
+        _, cam, ndc = params.geometry(self.model)
+        texture, visibility = unwrap_texture(crops, ndc, cam, self.model, TEXTURE_SIZE)
+        normals = vertex_attrs_to_uv(self.model, vertex_normals(cam, self.model.faces), TEXTURE_SIZE)
+        albedo, light = delight(texture, F.normalize(normals, dim=1), visibility)
+        seen = torch.maximum(visibility, visibility.flip(-1)) > 0.05  # texels seen directly or mirrored
+        albedo = pad_chart(symmetric_fill(albedo, visibility), seen, passes=24)
+        return params.replace(albedo=albedo, light=light), {"visibility": visibility}
+
+    # ------------------------------------------------------------------ outputs
+
+    def render(self, params: FaceParams, size: int, background: torch.Tensor | None = None) -> RenderOutput:
+        params = params.to(self.device)
+        _, cam, ndc = params.geometry(self.model)
+        return self.renderer.render(cam, ndc, params.albedo, params.light, size, background)
+
+    def mesh(self, params: FaceParams, index: int = 0) -> MeshData:
+        """The face as a textured mesh in model space (cm), expression included."""
+        one = params.select(index)
+        verts = self.model.vertices(one.identity.to(self.device), one.expression.to(self.device))
+        return MeshData(
+            vertices=verts[0].cpu().numpy(),
+            faces=self.model.faces.cpu().numpy(),
+            uvs=self.model.uvs.cpu().numpy(),
+            texture=to_uint8(one.albedo),
+        )

@@ -1,0 +1,113 @@
+"""The files of one reconstruction: meshes, parameter JSON, maps and a side-by-side preview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.io import mesh as export
+from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
+from engine.lighting import LightSettings, settings_to_sh
+from engine.render import RenderOutput
+
+MAP_NAMES = ("depth", "normals", "albedo", "shading")
+
+
+def render_views(reconstructor: Reconstructor, recon: Reconstruction) -> dict[str, np.ndarray]:
+    """Crop-size uint8 images: input, render (over the input), albedo, shading, normals, depth, overlay."""
+    crop = recon.crop_tensor()
+    size = crop.shape[-1]
+    out = reconstructor.render(recon.params, size, background=crop.to(reconstructor.device))
+    views = {
+        "input": recon.crop,
+        "render": to_uint8(out.image),
+        "albedo": to_uint8(out.albedo),
+        "shading": to_uint8(display_shading(out)),
+        "normals": to_uint8((out.normals + 1) / 2 * out.mask),
+        "depth": depth_image(out),
+        "overlay": mesh_overlay(reconstructor, recon, crop),
+    }
+    return views
+
+
+def display_shading(out: RenderOutput) -> torch.Tensor:
+    """Shading scaled so its brightest 1% inside the face reaches white (PNG cannot hold > 1)."""
+    inside = out.shading.mean(1, keepdim=True)[out.mask > 0]
+    peak = torch.quantile(inside, 0.99) if inside.numel() else out.shading.new_tensor(1.0)
+    return (out.shading / peak.clamp_min(1e-3)).clamp(0, 1)
+
+
+def depth_image(out: RenderOutput) -> np.ndarray:
+    """Depth as 8-bit grey (near = bright) inside the face, black outside."""
+    depth, mask = out.depth[0, 0], out.mask[0, 0] > 0
+    if not mask.any():
+        return np.zeros((*depth.shape, 3), np.uint8)
+    lo, hi = depth[mask].min(), depth[mask].max()
+    grey = ((depth - lo) / (hi - lo).clamp_min(1e-6) * 0.85 + 0.15) * mask
+    return to_uint8(grey[None].expand(3, -1, -1))
+
+
+def mesh_overlay(reconstructor: Reconstructor, recon: Reconstruction, crop: torch.Tensor) -> np.ndarray:
+    """The bare geometry, grey and lit from the front-left, blended over the input."""
+    grey = torch.full_like(recon.params.albedo, 0.8)
+    light = settings_to_sh(LightSettings(-30, 20, 0.7, 0.35))
+    shaded = recon.params.replace(albedo=grey, light=light)
+    out = reconstructor.render(shaded, crop.shape[-1])
+    blend = crop * (1 - 0.75 * out.mask) + out.image.clamp(0, 1).cpu() * 0.75 * out.mask
+    return to_uint8(blend)
+
+
+PREVIEW_PANELS = (("input", "input"), ("render", "re-rendered"), ("albedo", "albedo"),
+                  ("shading", "shading"), ("overlay", "mesh"))
+
+
+def preview_strip(views: dict[str, np.ndarray]) -> np.ndarray:
+    """input | re-rendered | albedo | shading | mesh overlay, side by side, each labelled."""
+    return np.concatenate([label_panel(views[key], text) for key, text in PREVIEW_PANELS], axis=1)
+
+
+def label_panel(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``image`` with ``text`` in white on a dark box in its top-left corner."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, max(0.4, image.shape[0] / 640), 1
+    (w, h), base = cv2.getTextSize(text, font, scale, thick)
+    out[: h + base + 6, : w + 8] //= 3
+    cv2.putText(out, text, (4, h + 3), font, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def write_reconstruction(reconstructor: Reconstructor, recon: Reconstruction, out_dir: str | Path,
+                         formats=export.MESH_FORMATS) -> list[Path]:
+    """Write face.obj/.mtl/_albedo.png, face.ply, face.glb, params.json, the maps and preview.png."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mesh = reconstructor.mesh(recon.params)
+    written = []
+    for fmt in formats:
+        written += export.write_mesh(mesh, out_dir / f"face.{fmt}", fmt)
+    views = render_views(reconstructor, recon)
+    for name in MAP_NAMES:
+        written.append(export.write_png(views[name], out_dir / f"{name}.png"))
+    written.append(export.write_png(preview_strip(views), out_dir / "preview.png"))
+    written.append(export.write_json(params_record(recon), out_dir / "params.json"))
+    return written
+
+
+def params_record(recon: Reconstruction, frame: int | None = None) -> dict:
+    """What params.json (or one JSON line of a video) holds."""
+    record = {
+        "source": recon.source,
+        "method": recon.method,
+        "face_box_xyxy": [round(float(v), 2) for v in recon.face.box],
+        "landmarks_68_xy": np.round(recon.face.landmarks, 2).tolist(),
+        "crop_centre_side_px": [round(v, 2) for v in (recon.crop_box.cx, recon.crop_box.cy, recon.crop_box.side)],
+        **recon.params.to_json(),
+    }
+    if frame is not None:
+        record = {"frame": frame, **record}
+    return record
+
