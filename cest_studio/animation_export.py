@@ -52,11 +52,20 @@ class AnimationExport(QObject):
         video, window = self.window._video, self.window
         window.statusBar().showMessage(f"Exporting the animation to {folder}…")
         window.worker.submit(
-            "export the animation", window.session.export_animation, video["out_dir"], dict(window._video_frames),
-            video.get("fps", 25.0), video.get("size") or (0, 0), folder, tag="export",
-            on_done=self._done, on_error=lambda message: window.show_error(f"animation export failed: {message}"))
+            "export the animation",
+            window.session.export_animation,
+            video["out_dir"],
+            dict(window._video_frames),
+            video.get("fps", 25.0),
+            video.get("size") or (0, 0),
+            folder,
+            tag="export",
+            on_done=self._done,
+            on_error=lambda message: window.show_error(f"animation export failed: {message}"),
+        )
 
     def _done(self, paths: list[str]) -> None:
-        self.window.statusBar().showMessage(f"Exported the animation: {', '.join(Path(p).name for p in paths)}",
-                                            10000)
+        self.window.statusBar().showMessage(
+            f"Exported the animation: {', '.join(Path(p).name for p in paths)}", 10000
+        )
         self.exported.emit(paths)

@@ -14,17 +14,26 @@ _START = time.perf_counter()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cest-studio", description="CEST Studio: 3D faces from photos and videos")
+    parser = argparse.ArgumentParser(
+        prog="cest-studio", description="CEST Studio: 3D faces from photos and videos"
+    )
     parser.add_argument("path", nargs="?", help="a photo or a video to open")
-    parser.add_argument("--model", default=None,
-                        help="'fit' (landmark fit), 'cest' (the shipped weights) or a .safetensors file")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="'fit' (landmark fit), 'cest' (the shipped weights) or a .safetensors file",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--detector", default="auto", help="face detector backend")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the engine")
     parser.add_argument("--sample", action="store_true", help="open the bundled sample face")
     parser.add_argument("--exit-after-show", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--screenshot", default=None, metavar="PNG",
-                        help="save a picture of the window once the face and its 3D view are shown, then quit")
+    parser.add_argument(
+        "--screenshot",
+        default=None,
+        metavar="PNG",
+        help="save a picture of the window once the face and its 3D view are shown, then quit",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -49,10 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cest-studio {__version__}")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                                                 or os.environ.get("QT_QPA_PLATFORM")):
-        print("cest-studio needs a display (no DISPLAY or WAYLAND_DISPLAY is set). On a server, run it "
-              "under xvfb-run, or use the command line: cest reconstruct PHOTO -o OUT", file=sys.stderr)
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
+    ):
+        print(
+            "cest-studio needs a display (no DISPLAY or WAYLAND_DISPLAY is set). On a server, run it "
+            "under xvfb-run, or use the command line: cest reconstruct PHOTO -o OUT",
+            file=sys.stderr,
+        )
         return 2
     os.environ.setdefault("QT_API", "pyside6")
     from PySide6.QtCore import QSettings, QTimer
@@ -67,10 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from cest_studio.main_window import MainWindow
 
-    settings_file = os.environ.get("CEST_STUDIO_SETTINGS")  # tests and portable installs: an .ini of one's own
+    settings_file = os.environ.get(
+        "CEST_STUDIO_SETTINGS"
+    )  # tests and portable installs: an .ini of one's own
     settings = QSettings(settings_file, QSettings.Format.IniFormat) if settings_file else None
-    window = MainWindow(settings=settings, model=_model_key(args.model), device=args.device,
-                        detector=args.detector, threads=args.threads)
+    window = MainWindow(
+        settings=settings,
+        model=_model_key(args.model),
+        device=args.device,
+        detector=args.detector,
+        threads=args.threads,
+    )
     _install_excepthook(window)
     window.show()
     shown = time.perf_counter() - _START

@@ -164,9 +164,16 @@ class ControlsPanel(QScrollArea):
         return self._state
 
     def sliders(self) -> dict[str, LabeledSlider]:
-        return {"azimuth": self.azimuth, "elevation": self.elevation, "intensity": self.intensity,
-                "ambient": self.ambient, "blend": self.blend, "yaw": self.yaw, "pitch": self.pitch,
-                "roll": self.roll}
+        return {
+            "azimuth": self.azimuth,
+            "elevation": self.elevation,
+            "intensity": self.intensity,
+            "ambient": self.ambient,
+            "blend": self.blend,
+            "yaw": self.yaw,
+            "pitch": self.pitch,
+            "roll": self.roll,
+        }
 
     def _view(self) -> str:
         for key in VIEW_NAMES:
@@ -179,7 +186,10 @@ class ControlsPanel(QScrollArea):
         if preset or any(k in changes for k in ("light_mode", "azimuth", "color")):
             self.preset.setCurrentIndex(max(0, self.preset.findText(preset)) if preset else 0)
         state = dataclasses.replace(
-            self._state, blend=self.blend.value() / 100, view=self._view(), composite=self.composite.isChecked(),
+            self._state,
+            blend=self.blend.value() / 100,
+            view=self._view(),
+            composite=self.composite.isChecked(),
             **changes,
         )
         self._state = state
@@ -190,8 +200,12 @@ class ControlsPanel(QScrollArea):
         self._emit(light_mode="settings", **self._light_values())
 
     def _light_values(self) -> dict:
-        return {"azimuth": self.azimuth.value(), "elevation": self.elevation.value(),
-                "intensity": self.intensity.value(), "ambient": self.ambient.value()}
+        return {
+            "azimuth": self.azimuth.value(),
+            "elevation": self.elevation.value(),
+            "intensity": self.intensity.value(),
+            "ambient": self.ambient.value(),
+        }
 
     def _show_light(self, light: dict) -> None:
         self.azimuth.set_value(light["azimuth"], silent=True)
@@ -228,8 +242,12 @@ class ControlsPanel(QScrollArea):
     def apply_preset(self, name: str) -> None:
         light = self._presets[name]
         self._show_light(light)
-        self._emit(light_mode="settings", **{k: light[k] for k in ("azimuth", "elevation", "intensity", "ambient")},
-                   color=tuple(light["color"]), preset=name)
+        self._emit(
+            light_mode="settings",
+            **{k: light[k] for k in ("azimuth", "elevation", "intensity", "ambient")},
+            color=tuple(light["color"]),
+            preset=name,
+        )
 
     def _preset_chosen(self, index: int) -> None:
         """The combo stays on the chosen preset until the light changes otherwise."""
@@ -248,8 +266,11 @@ class ControlsPanel(QScrollArea):
         self._emit(light_mode="other", **self._second_light)
 
     def _update_light_label(self) -> None:
-        text = {"estimated": "Light: estimated from the photo", "settings": "Light: set by the sliders",
-                "other": "Light: borrowed from the second face"}[self._state.light_mode]
+        text = {
+            "estimated": "Light: estimated from the photo",
+            "settings": "Light: set by the sliders",
+            "other": "Light: borrowed from the second face",
+        }[self._state.light_mode]
         if self._state.light_mode == "settings" and self.preset.currentIndex() > 0:
             text = f"Light: the preset “{self.preset.currentText()}”"
         self.light_label.setText(text)
@@ -269,8 +290,14 @@ class ControlsPanel(QScrollArea):
 
     # ------------------------------------------------------------------------ faces
 
-    def set_face(self, light: dict, pose: tuple[float, float, float], keep_edits: bool,
-                 expression: tuple[float, ...] = (), names: tuple[str, ...] = ()) -> None:
+    def set_face(
+        self,
+        light: dict,
+        pose: tuple[float, float, float],
+        keep_edits: bool,
+        expression: tuple[float, ...] = (),
+        names: tuple[str, ...] = (),
+    ) -> None:
         """A new face (or video frame): show its estimated light, pose and expression where nothing
         overrides them."""
         if names:
@@ -291,8 +318,9 @@ class ControlsPanel(QScrollArea):
     def set_second_face(self, crop, light: dict, source: str, expression: tuple[float, ...] = ()) -> None:
         self._second_light = dict(light)
         self.expressions.set_second(expression)
-        image = to_qimage(crop).scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio,
-                                       Qt.TransformationMode.SmoothTransformation)
+        image = to_qimage(crop).scaled(
+            72, 72, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
         from PySide6.QtGui import QPixmap
 
         self.second_thumb.setPixmap(QPixmap.fromImage(image))

@@ -60,7 +60,9 @@ class ExportDialog(QDialog):
             self.sequence.setChecked(True)
             form.addRow(self.sequence)
             form.addRow("Per-frame meshes", self.sequence_format)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -74,9 +76,13 @@ class ExportDialog(QDialog):
     def options(self) -> dict:
         fmt = self.sequence_format.currentText()
         return {
-            "folder": self.folder.text().strip(), "name": self.name.text().strip() or "face",
-            "obj": self.obj.isChecked(), "ply": self.ply.isChecked(), "glb": self.glb.isChecked(),
-            "maps": self.maps.isChecked(), "screenshot": self.screenshot.isChecked(),
+            "folder": self.folder.text().strip(),
+            "name": self.name.text().strip() or "face",
+            "obj": self.obj.isChecked(),
+            "ply": self.ply.isChecked(),
+            "glb": self.glb.isChecked(),
+            "maps": self.maps.isChecked(),
+            "screenshot": self.screenshot.isChecked(),
             "bake_light": self.bake.isChecked(),
             "sequence": self._video and self.sequence.isChecked(),
             "sequence_format": None if fmt.startswith("none") else fmt,

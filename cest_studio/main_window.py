@@ -75,8 +75,14 @@ class MainWindow(QMainWindow):
     exported = Signal(list)
     second_face_ready = Signal(object)
 
-    def __init__(self, settings: QSettings | None = None, model: str | None = None, device: str = "cpu",
-                 detector: str = "auto", threads: int | None = None):
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        model: str | None = None,
+        device: str = "cpu",
+        detector: str = "auto",
+        threads: int | None = None,
+    ):
         from cest_studio.viewport import install_gl_format
 
         install_gl_format()
@@ -157,21 +163,34 @@ class MainWindow(QMainWindow):
         return action
 
     def _build_actions(self) -> None:
-        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
-                                        "Open a photo or a video")
-        self.open_second_action = self._action("Open &second face…", self.open_second_dialog, "Ctrl+Shift+O",
-                                               "A second photo whose reflectance or light can be borrowed")
-        self.export_action = self._action("&Export…", self.export_dialog, "Ctrl+E",
-                                          "Export meshes (OBJ, PLY, GLB), maps and a screenshot")
+        self.open_action = self._action(
+            "&Open…", self.open_dialog, QKeySequence.StandardKey.Open, "Open a photo or a video"
+        )
+        self.open_second_action = self._action(
+            "Open &second face…",
+            self.open_second_dialog,
+            "Ctrl+Shift+O",
+            "A second photo whose reflectance or light can be borrowed",
+        )
+        self.export_action = self._action(
+            "&Export…", self.export_dialog, "Ctrl+E", "Export meshes (OBJ, PLY, GLB), maps and a screenshot"
+        )
         self.animation = AnimationExport(self)
         self.export_animation_action = self._action(
-            "Export &animation…", self.animation.dialog, "Ctrl+Shift+E",
-            "A reconstructed video as an animated, textured head (animation.glb) and ARKit curves (blendshapes.csv)")
-        self.screenshot_action = self._action("Save 3D view &screenshot…", self.screenshot_dialog, "Ctrl+Shift+S")
+            "Export &animation…",
+            self.animation.dialog,
+            "Ctrl+Shift+E",
+            "A reconstructed video as an animated, textured head (animation.glb) and ARKit curves (blendshapes.csv)",
+        )
+        self.screenshot_action = self._action(
+            "Save 3D view &screenshot…", self.screenshot_dialog, "Ctrl+Shift+S"
+        )
         self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self.reset_view_action = self._action("&Reset view", self.reset_view, "R", "Reset the 3D view")
-        self.reset_pose_action = self._action("Reset &pose", lambda: self.tab.controls.reset_pose(), "Shift+R")
+        self.reset_pose_action = self._action(
+            "Reset &pose", lambda: self.tab.controls.reset_pose(), "Shift+R"
+        )
         self.cancel_action = self._action("&Cancel video reconstruction", self.cancel_video, "Esc")
         self.export_action.setEnabled(False)
         self.screenshot_action.setEnabled(False)
@@ -252,8 +271,9 @@ class MainWindow(QMainWindow):
         self.model_combo.clear()
         for spec in specs:
             self.model_combo.addItem(spec.label, spec.key)
-            self.model_combo.setItemData(self.model_combo.count() - 1, spec.weights or "landmark fit",
-                                         Qt.ItemDataRole.ToolTipRole)
+            self.model_combo.setItemData(
+                self.model_combo.count() - 1, spec.weights or "landmark fit", Qt.ItemDataRole.ToolTipRole
+            )
         keys = [s.key for s in specs]
         if select not in keys:  # None, "cest" or a model that is gone: the first CEST model, else the fit
             select = next((s.key for s in specs if s.kind == "cest"), "fit") if select != "fit" else "fit"
@@ -270,9 +290,14 @@ class MainWindow(QMainWindow):
     def load_model(self, key: str, reopen: bool = True) -> None:
         spec = ModelSpec.from_key(key, self.model_combo.currentText())
         self.statusBar().showMessage(f"Loading {spec.label or key}…")
-        self.worker.submit(f"load {spec.label or key}", self.session.load_model, spec, tag="model",
-                           on_done=lambda info: self._model_loaded(info, reopen),
-                           on_error=lambda msg: self._model_failed(spec, msg))
+        self.worker.submit(
+            f"load {spec.label or key}",
+            self.session.load_model,
+            spec,
+            tag="model",
+            on_done=lambda info: self._model_loaded(info, reopen),
+            on_error=lambda msg: self._model_failed(spec, msg),
+        )
 
     @timed
     def _model_loaded(self, info, reopen: bool) -> None:
@@ -308,8 +333,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"New model available: {label or weights}", 8000)
 
     def add_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "CEST weights", self._last_folder(),
-                                              "CEST weights (*.safetensors)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "CEST weights", self._last_folder(), "CEST weights (*.safetensors)"
+        )
         if path:
             self.add_trained_model(path, Path(path).name)
             index = self.model_combo.findData(f"cest:{path}")
@@ -324,9 +350,12 @@ class MainWindow(QMainWindow):
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a photo or a video", self._last_folder(),
+            self,
+            "Open a photo or a video",
+            self._last_folder(),
             f"Photos and videos ({IMAGE_FILTER[8:-1]} {VIDEO_FILTER[8:-1]});;{IMAGE_FILTER};;{VIDEO_FILTER};;"
-            "All files (*)")
+            "All files (*)",
+        )
         if path:
             self.open_path(path)
 
@@ -343,13 +372,22 @@ class MainWindow(QMainWindow):
             self.open_video(path, remember)
             return
         self.statusBar().showMessage(f"Reconstructing {Path(path).name}…")
-        self.worker.submit(f"reconstruct {Path(path).name}", self.session.reconstruct_image, path, tag="face",
-                           on_done=lambda face: self._face_done(face, path, remember),
-                           on_error=lambda message: self._open_failed(message, path))
+        self.worker.submit(
+            f"reconstruct {Path(path).name}",
+            self.session.reconstruct_image,
+            path,
+            tag="face",
+            on_done=lambda face: self._face_done(face, path, remember),
+            on_error=lambda message: self._open_failed(message, path),
+        )
 
     def _open_failed(self, message: str, path: str) -> None:
         """One line; where an earlier face stays on screen, it says which (files that fail stay out of Recent)."""
-        shown = f" — still showing {Path(self.face.source).name}, the last face reconstructed" if self.face else ""
+        shown = (
+            f" — still showing {Path(self.face.source).name}, the last face reconstructed"
+            if self.face
+            else ""
+        )
         self.show_error(short_paths(message, path) + shown)
 
     @timed
@@ -360,7 +398,9 @@ class MainWindow(QMainWindow):
         self._video, self._video_frames = None, {}
         self.tab.timeline.set_active(False)
         self.statusBar().showMessage(
-            f"{Path(path).name}: reconstructed by {self._method_name(face.method)} in {face.seconds:.2f} s", 8000)
+            f"{Path(path).name}: reconstructed by {self._method_name(face.method)} in {face.seconds:.2f} s",
+            8000,
+        )
         self.set_face(face, keep_edits=False)
 
     def _method_name(self, method: str) -> str:
@@ -370,12 +410,18 @@ class MainWindow(QMainWindow):
     def set_face(self, face: FaceResult, keep_edits: bool) -> None:
         """Show a face: the input and landmarks now, the renders as soon as the preview thread has them."""
         self.face = face
-        caption = f"{face.image.shape[1]}×{face.image.shape[0]}" if face.frame is None else f"frame {face.frame + 1}"
+        caption = (
+            f"{face.image.shape[1]}×{face.image.shape[0]}"
+            if face.frame is None
+            else f"frame {face.frame + 1}"
+        )
         self.tab.input_view.set_image(face.image, face.landmarks, caption)
         self.tab.controls.set_face(face.light, face.pose, keep_edits, face.expression, face.expression_names)
         yaw, pitch = (int(round(a)) for a in (face.pose[1], face.pose[0]))
-        self.tab.info.setText(f"{Path(face.source).name if face.frame is None else face.source} · "
-                              f"{self._method_name(face.method)} · estimated yaw {yaw}°, pitch {pitch}°")
+        self.tab.info.setText(
+            f"{Path(face.source).name if face.frame is None else face.source} · "
+            f"{self._method_name(face.method)} · estimated yaw {yaw}°, pitch {pitch}°"
+        )
         self.export_action.setEnabled(True)
         self.screenshot_action.setEnabled(True)
         self.face_ready.emit(face)
@@ -404,8 +450,12 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------ second face
 
     def open_second_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Second face (its reflectance or light)", self._last_folder(),
-                                              f"{IMAGE_FILTER};;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Second face (its reflectance or light)",
+            self._last_folder(),
+            f"{IMAGE_FILTER};;All files (*)",
+        )
         if path:
             self.open_second(path)
 
@@ -419,8 +469,14 @@ class MainWindow(QMainWindow):
     def open_second(self, path: str, use_light: bool = False) -> None:
         self._apply_second_light = self._apply_second_light or use_light
         self.statusBar().showMessage(f"Reconstructing the second face {Path(path).name}…")
-        self.worker.submit(f"reconstruct {Path(path).name}", self.session.second_face, path, tag="second",
-                           on_done=self._second_done, on_error=self._second_failed)
+        self.worker.submit(
+            f"reconstruct {Path(path).name}",
+            self.session.second_face,
+            path,
+            tag="second",
+            on_done=self._second_done,
+            on_error=self._second_failed,
+        )
 
     def _second_failed(self, message: str) -> None:
         self._apply_second_light = False
@@ -429,8 +485,9 @@ class MainWindow(QMainWindow):
     def _second_done(self, second: SecondFace) -> None:
         self.second = second
         self.tab.controls.set_second_face(second.crop, second.light, second.source, second.expression)
-        self.statusBar().showMessage(f"Second face: {Path(second.source).name}. Blend or swap its reflectance, "
-                                     "or use its light.", 8000)
+        self.statusBar().showMessage(
+            f"Second face: {Path(second.source).name}. Blend or swap its reflectance, or use its light.", 8000
+        )
         if self._apply_second_light:
             self._apply_second_light = False
             self.tab.controls.use_second_light()
@@ -448,8 +505,12 @@ class MainWindow(QMainWindow):
     def _frame_ready(self, frame) -> None:
         """Keep only the newest frame; show it when the event loop is free (drops stale ones)."""
         scheduled = self._pending_frame is not None
-        if self._pending_frame is not None and self._pending_frame.new_face and not frame.new_face \
-                and self._pending_frame.face_key == frame.face_key:
+        if (
+            self._pending_frame is not None
+            and self._pending_frame.new_face
+            and not frame.new_face
+            and self._pending_frame.face_key == frame.face_key
+        ):
             frame.new_face, frame.faces, frame.uvs = True, self._pending_frame.faces, self._pending_frame.uvs
         if self._pending_frame is not None and self._pending_frame.pose_changed:
             frame.pose_changed = True
@@ -469,7 +530,9 @@ class MainWindow(QMainWindow):
         viewport = self.tab.viewport
         if viewport.is_ready and self._topology is not None:
             if frame.new_face or not viewport.has_mesh:
-                viewport.show_face(frame.vertices, *self._topology, frame.texture, reset=self._reset_view_next)
+                viewport.show_face(
+                    frame.vertices, *self._topology, frame.texture, reset=self._reset_view_next
+                )
                 self._reset_view_next = False
             else:
                 viewport.update_face(frame.texture, frame.vertices if frame.pose_changed else None)
@@ -483,8 +546,13 @@ class MainWindow(QMainWindow):
     def preview_settled(self) -> bool:
         """Whether the window shows the current face with the controls' current state."""
         last = getattr(self, "_last_frame", None)
-        return (self.face is not None and last is not None and self._pending_frame is None
-                and last.face_key == self.face.key and last.state == self.tab.controls.state())
+        return (
+            self.face is not None
+            and last is not None
+            and self._pending_frame is None
+            and last.face_key == self.face.key
+            and last.state == self.tab.controls.state()
+        )
 
     @timed
     def _preloaded(self, module: str, error: str) -> None:
@@ -517,8 +585,12 @@ class MainWindow(QMainWindow):
     def _viewport_ready(self) -> None:
         freeze_heap()  # VTK and pyvista are imported now
         last = getattr(self, "_last_frame", None)
-        if last is not None and self._topology is not None and self.face is not None \
-                and last.face_key == self.face.key:
+        if (
+            last is not None
+            and self._topology is not None
+            and self.face is not None
+            and last.face_key == self.face.key
+        ):
             self.tab.viewport.show_face(last.vertices, *self._topology, last.texture)
 
     def reset_view(self) -> None:
@@ -531,17 +603,38 @@ class MainWindow(QMainWindow):
         self._stop_video_process()
         folder = tempfile.mkdtemp(prefix="cest-video-")
         self._video_dirs.append(folder)
-        spec = self.model_info.spec if self.model_info else ModelSpec.from_key(self.model_combo.currentData() or "fit")
+        spec = (
+            self.model_info.spec
+            if self.model_info
+            else ModelSpec.from_key(self.model_combo.currentData() or "fit")
+        )
         process = VideoProcess(self)
-        video = {"path": path, "frames": 0, "fps": 25.0, "done": False, "out_dir": folder, "shown": False,
-                 "process": process, "ended": False, "remember": remember}
+        video = {
+            "path": path,
+            "frames": 0,
+            "fps": 25.0,
+            "done": False,
+            "out_dir": folder,
+            "shown": False,
+            "process": process,
+            "ended": False,
+            "remember": remember,
+        }
         self._video, self._video_frames, self._frame_cache = video, {}, {}
         self._frame_wanted, self._frame_loading = None, False
         process.message.connect(lambda message: self._video_message(video, message))
         process.output.connect(lambda text: log.debug("video job: %s", text.rstrip()))
         process.finished.connect(lambda code, how: self._video_process_finished(video, code, how))
-        args = [path, folder, "--method", spec.kind, "--device", self.session.device,
-                "--detector", self.session.detector]
+        args = [
+            path,
+            folder,
+            "--method",
+            spec.kind,
+            "--device",
+            self.session.device,
+            "--detector",
+            self.session.detector,
+        ]
         if spec.weights:
             args += ["--weights", spec.weights]
         if self.session.threads:
@@ -561,8 +654,11 @@ class MainWindow(QMainWindow):
             return
         if "info" in message:
             info = message["info"]
-            video.update(frames=int(info.get("frames") or 0), fps=float(info.get("fps") or 25.0),
-                         size=(int(info.get("width") or 0), int(info.get("height") or 0)))
+            video.update(
+                frames=int(info.get("frames") or 0),
+                fps=float(info.get("fps") or 25.0),
+                size=(int(info.get("width") or 0), int(info.get("height") or 0)),
+            )
             self.source = video["path"]
             self.tab.timeline.start(video["frames"], video["fps"])
             if video["remember"]:
@@ -593,8 +689,10 @@ class MainWindow(QMainWindow):
         if how == "stopped":
             self.statusBar().showMessage("Video reconstruction stopped", 8000)
         else:
-            self.show_error(f"the video reconstruction {how} (exit code {code}); "
-                            f"{len(self._video_frames)} frames were kept")
+            self.show_error(
+                f"the video reconstruction {how} (exit code {code}); "
+                f"{len(self._video_frames)} frames were kept"
+            )
 
     def _video_ended(self, video: dict) -> None:
         """The timeline keeps the frames made; with none it is the greyed bar of "no video"."""
@@ -611,12 +709,17 @@ class MainWindow(QMainWindow):
         state = "cancelled after" if summary.get("interrupted") else "done:"
         self.statusBar().showMessage(
             f"Video {state} {summary.get('frames', 0)} frames, {summary.get('faces', 0)} with a face "
-            f"({summary.get('fps', 0):.2f} frames/s reconstructed)", 10000)
+            f"({summary.get('fps', 0):.2f} frames/s reconstructed)",
+            10000,
+        )
         if not self._video_frames:
             self.show_error(f"{Path(video['path']).name}: no face found in any frame")
         elif summary.get("damaged"):
-            self.message.show_message(f"{Path(video['path']).name} is damaged: {summary['damaged']}; "
-                                      f"{summary.get('frames', 0)} frames kept", "warning")
+            self.message.show_message(
+                f"{Path(video['path']).name} is damaged: {summary['damaged']}; "
+                f"{summary.get('frames', 0)} frames kept",
+                "warning",
+            )
         self.video_finished.emit(summary)
 
     def cancel_video(self) -> None:
@@ -636,7 +739,11 @@ class MainWindow(QMainWindow):
                 return
             self.tab.info.setText(f"frame {index + 1}: no face; showing frame {max(earlier) + 1}")
             index = max(earlier)
-        if self.face is not None and self.face.frame == index and self.source == (self._video or {}).get("path"):
+        if (
+            self.face is not None
+            and self.face.frame == index
+            and self.source == (self._video or {}).get("path")
+        ):
             return
         self._request_frame(index)
 
@@ -655,9 +762,14 @@ class MainWindow(QMainWindow):
             self._frame_loaded(video, self._frame_cache[index])
             return
         self._frame_loading = True
-        self.worker.submit(f"load frame {index + 1}", self.session.load_frame, self._video_frames[index],
-                           tag="frame", on_done=lambda face: self._frame_loaded(video, face),
-                           on_error=lambda message: self._frame_failed(video, message))
+        self.worker.submit(
+            f"load frame {index + 1}",
+            self.session.load_frame,
+            self._video_frames[index],
+            tag="frame",
+            on_done=lambda face: self._frame_loaded(video, face),
+            on_error=lambda message: self._frame_failed(video, message),
+        )
 
     def _frame_loaded(self, video: dict, face: FaceResult) -> None:
         self._frame_loading = False
@@ -714,11 +826,20 @@ class MainWindow(QMainWindow):
             total["files"] += paths
             if sequence:
                 frames = [self._video_frames[i] for i in sorted(self._video_frames)]
-                self.worker.submit("export the sequence", self.session.export_sequence, frames, state, second,
-                                   str(Path(folder) / "sequence"), self._video.get("fps", 25.0) if self._video
-                                   else 25.0, options.get("sequence_format"), tag="export",
-                                   on_progress=self._export_progress,
-                                   on_done=lambda p: finish(p), on_error=self._export_failed)
+                self.worker.submit(
+                    "export the sequence",
+                    self.session.export_sequence,
+                    frames,
+                    state,
+                    second,
+                    str(Path(folder) / "sequence"),
+                    self._video.get("fps", 25.0) if self._video else 25.0,
+                    options.get("sequence_format"),
+                    tag="export",
+                    on_progress=self._export_progress,
+                    on_done=lambda p: finish(p),
+                    on_error=self._export_failed,
+                )
             else:
                 finish([])
 
@@ -730,8 +851,18 @@ class MainWindow(QMainWindow):
             self.exported.emit(total["files"])
 
         self.statusBar().showMessage(f"Exporting to {folder}…")
-        self.worker.submit("export", self.session.export_face, self.face, state, second, folder, options,
-                           tag="export", on_done=after_face, on_error=self._export_failed)
+        self.worker.submit(
+            "export",
+            self.session.export_face,
+            self.face,
+            state,
+            second,
+            folder,
+            options,
+            tag="export",
+            on_done=after_face,
+            on_error=self._export_failed,
+        )
 
     def _export_progress(self, done: int, total: int) -> None:
         self.busy_label.setText(f"exporting {done}/{total}")
@@ -741,8 +872,9 @@ class MainWindow(QMainWindow):
         self.show_error(f"export failed: {message}")
 
     def screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the 3D view", str(Path(self._last_folder()) / "view.png"),
-                                              "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save the 3D view", str(Path(self._last_folder()) / "view.png"), "PNG (*.png)"
+        )
         if path:
             if self.save_screenshot(path):
                 self.statusBar().showMessage(f"Saved {path}", 6000)
@@ -775,7 +907,9 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         self.message.show_message(
             "CEST Studio: 3D faces from photos and videos by conditional estimation (Wen et al., ICCV 2021). "
-            "Drag to rotate the 3D view, scroll to zoom, R to reset.", "info")
+            "Drag to rotate the 3D view, scroll to zoom, R to reset.",
+            "info",
+        )
 
     # ------------------------------------------------------------------------ drag and drop, closing
 
@@ -825,7 +959,9 @@ class MainWindow(QMainWindow):
                 origin = viewport.mapTo(self, viewport.rect().topLeft())
                 painter = QPainter(image)
                 ratio = image.devicePixelRatio() or 1
-                painter.drawImage(origin, view.scaled(int(viewport.width() * ratio), int(viewport.height() * ratio)))
+                painter.drawImage(
+                    origin, view.scaled(int(viewport.width() * ratio), int(viewport.height() * ratio))
+                )
                 painter.end()
         return image
 

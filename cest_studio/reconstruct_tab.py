@@ -33,8 +33,10 @@ class Timeline(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         self.play_button = QPushButton()
-        self._icons = {name: self.style().standardIcon(getattr(QStyle.StandardPixmap, f"SP_Media{name}"))
-                       for name in ("Play", "Pause")}  # the style's icons: no font lacks their glyph
+        self._icons = {
+            name: self.style().standardIcon(getattr(QStyle.StandardPixmap, f"SP_Media{name}"))
+            for name in ("Play", "Pause")
+        }  # the style's icons: no font lacks their glyph
         self.play_button.setIcon(self._icons["Play"])
         self.play_button.setFixedWidth(36)
         self.play_button.setToolTip("Play the reconstructed frames")
@@ -138,8 +140,10 @@ class ReconstructTab(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self.input_view = ImageView("Input", "Open a photo or a video (Ctrl+O), or drop it here.\n\n"
-                                    "The detected landmarks appear on it.")
+        self.input_view = ImageView(
+            "Input",
+            "Open a photo or a video (Ctrl+O), or drop it here.\n\nThe detected landmarks appear on it.",
+        )
         self.render_view = ImageView("Re-rendered", "The face re-rendered from its four factors")
         self.viewport = Viewport()
         self.controls = ControlsPanel()

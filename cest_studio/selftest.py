@@ -41,15 +41,23 @@ class SelftestError(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cest-studio --selftest",
-        description="Reconstruct the bundled sample face, export it, check the files.")
+        description="Reconstruct the bundled sample face, export it, check the files.",
+    )
     parser.add_argument("--selftest", action="store_true", help=argparse.SUPPRESS)  # when argv is the app's
-    parser.add_argument("--method", choices=["auto", "cest", "fit"], default="auto",
-                        help="auto (default): the shipped CEST weights when they exist, else the fit")
+    parser.add_argument(
+        "--method",
+        choices=["auto", "cest", "fit"],
+        default="auto",
+        help="auto (default): the shipped CEST weights when they exist, else the fit",
+    )
     parser.add_argument("--detector", default="auto", help="face detector backend (default: the best one)")
     parser.add_argument("--image", default=None, help="another photo instead of the bundled sample")
     parser.add_argument("--out", default=None, help="keep the exported files in this folder")
-    parser.add_argument("--gui", action="store_true",
-                        help="also open the main window, reconstruct and export through it (needs a display)")
+    parser.add_argument(
+        "--gui",
+        action="store_true",
+        help="also open the main window, reconstruct and export through it (needs a display)",
+    )
     parser.add_argument("--no-qt", action="store_true", help="skip the Qt and VTK checks (engine only)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds the --gui steps may take")
@@ -86,8 +94,11 @@ def check_resources(image: str | None) -> dict:
     root = resources_root()
     if not root.is_dir():
         raise SelftestError(f"no resources folder at {root}")
-    needed = ["facemodel/facemodel.npz", "detect/face_detection_short_range.tflite",
-              "detect/face_landmark.tflite"]
+    needed = [
+        "facemodel/facemodel.npz",
+        "detect/face_detection_short_range.tflite",
+        "detect/face_landmark.tflite",
+    ]
     missing = [name for name in needed if not (root / name).is_file()]
     if missing:
         raise SelftestError(f"missing in {root}: {', '.join(missing)}")
@@ -145,8 +156,9 @@ def verify_obj(obj: Path, n_vertices: int, n_faces: int) -> None:
         elif line.startswith("mtllib "):
             mtllib = line.split(maxsplit=1)[1].strip()
     if len(verts) != n_vertices or faces != n_faces:
-        raise SelftestError(f"{obj.name}: {len(verts)} vertices / {faces} triangles, "
-                            f"expected {n_vertices} / {n_faces}")
+        raise SelftestError(
+            f"{obj.name}: {len(verts)} vertices / {faces} triangles, expected {n_vertices} / {n_faces}"
+        )
     if uvs == 0:
         raise SelftestError(f"{obj.name} has no texture coordinates")
     points = np.asarray(verts)
@@ -158,8 +170,11 @@ def verify_obj(obj: Path, n_vertices: int, n_faces: int) -> None:
     if not mtllib:
         raise SelftestError(f"{obj.name} names no material library")
     mtl = _nonempty(obj.parent / mtllib)
-    textures = [line.split(maxsplit=1)[1].strip() for line in mtl.read_text(encoding="utf-8").splitlines()
-                if line.strip().startswith("map_Kd ")]
+    textures = [
+        line.split(maxsplit=1)[1].strip()
+        for line in mtl.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("map_Kd ")
+    ]
     if not textures:
         raise SelftestError(f"{mtl.name} names no texture (map_Kd)")
     width, height = _png_size(_nonempty(obj.parent / textures[0]))
@@ -172,11 +187,15 @@ def verify_ply(ply: Path, n_vertices: int, n_faces: int) -> None:
     if not header.startswith(b"ply"):
         raise SelftestError(f"{ply.name} is not a PLY file")
     text = header.split(b"end_header")[0].decode("ascii", "replace")
-    counts = {parts[1]: int(parts[2]) for parts in (line.split() for line in text.splitlines())
-              if len(parts) == 3 and parts[0] == "element"}
+    counts = {
+        parts[1]: int(parts[2])
+        for parts in (line.split() for line in text.splitlines())
+        if len(parts) == 3 and parts[0] == "element"
+    }
     if counts.get("vertex") != n_vertices or counts.get("face") != n_faces:
-        raise SelftestError(f"{ply.name}: elements {counts}, "
-                            f"expected {n_vertices} vertices / {n_faces} faces")
+        raise SelftestError(
+            f"{ply.name}: elements {counts}, expected {n_vertices} vertices / {n_faces} faces"
+        )
 
 
 def verify_glb(glb: Path, n_vertices: int) -> None:
@@ -185,10 +204,11 @@ def verify_glb(glb: Path, n_vertices: int) -> None:
         raise SelftestError(f"{glb.name} is not a binary glTF file")
     version, length = struct.unpack("<II", data[4:12])
     if version != 2 or length != len(data):
-        raise SelftestError(f"{glb.name}: glTF version {version}, "
-                            f"length {length} for a {len(data)}-byte file")
+        raise SelftestError(
+            f"{glb.name}: glTF version {version}, length {length} for a {len(data)}-byte file"
+        )
     chunk_length, chunk_type = struct.unpack("<II", data[12:20])
-    gltf = json.loads(data[20:20 + chunk_length].decode("utf-8"))
+    gltf = json.loads(data[20 : 20 + chunk_length].decode("utf-8"))
     if chunk_type != 0x4E4F534A or not gltf.get("meshes"):
         raise SelftestError(f"{glb.name} holds no mesh")
     position = gltf["meshes"][0]["primitives"][0]["attributes"]["POSITION"]
@@ -210,8 +230,9 @@ def verify(out: Path, reconstructor, recon, prefix: str = "face", maps: bool = T
             _png_size(_nonempty(out / f"{name}.png"))
         params = json.loads(_nonempty(out / "params.json").read_text(encoding="utf-8"))
         if params.get("method") != recon.method:
-            raise SelftestError(f"params.json says method {params.get('method')!r}, "
-                                f"expected {recon.method!r}")
+            raise SelftestError(
+                f"params.json says method {params.get('method')!r}, expected {recon.method!r}"
+            )
         if len(params.get("landmarks_68_xy", [])) != 68:
             raise SelftestError("params.json does not hold 68 landmarks")
     return {"vertices": n_vertices, "triangles": n_faces}
@@ -285,9 +306,20 @@ def check_gui(sample: Path, out: Path, timeout: float, reconstructor_check) -> f
         viewport = window.tab.viewport
         wait(lambda: viewport.plotter is not None and viewport.has_mesh, "waiting for the 3D view")
         folder = out / "window_export"
-        window.export_to({"folder": str(folder), "name": "face", "obj": True, "ply": True, "glb": True,
-                          "maps": False, "screenshot": True, "bake_light": False, "sequence": False,
-                          "sequence_format": None})
+        window.export_to(
+            {
+                "folder": str(folder),
+                "name": "face",
+                "obj": True,
+                "ply": True,
+                "glb": True,
+                "maps": False,
+                "screenshot": True,
+                "bake_light": False,
+                "sequence": False,
+                "sequence_format": None,
+            }
+        )
         wait(lambda: "exported" in state, "exporting from the window")
         reconstructor_check(folder)
         shot = folder / "face_3d_view.png"
@@ -308,8 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     import logging
 
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     steps = _Steps(args.verbose)
     start = time.perf_counter()
     keep = args.out is not None
@@ -317,8 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         found = steps.run("resources", check_resources, args.image)
-        reconstructor, recon = steps.run("reconstruct", reconstruct, found["sample"], args.method,
-                                         args.threads, args.detector)
+        reconstructor, recon = steps.run(
+            "reconstruct", reconstruct, found["sample"], args.method, args.threads, args.detector
+        )
         steps.run("export", export, reconstructor, recon, out)
         counts = steps.run("verify", verify, out, reconstructor, recon)
         extra = ""
@@ -327,8 +363,14 @@ def main(argv: list[str] | None = None) -> int:
             vtk = steps.run("vtk", check_vtk, out / "face.ply", counts["vertices"])
             extra = f", Qt {qt} and VTK {vtk} load"
         if args.gui:
-            shown = steps.run("gui", check_gui, found["sample"], out, args.timeout,
-                              lambda folder: verify(folder, reconstructor, recon, maps=False))
+            shown = steps.run(
+                "gui",
+                check_gui,
+                found["sample"],
+                out,
+                args.timeout,
+                lambda folder: verify(folder, reconstructor, recon, maps=False),
+            )
             extra += f", the window showed in {shown:.1f} s and exported"
     except SelftestError as exc:
         print(f"selftest FAILED at {steps.current}: {exc}", flush=True)
@@ -345,10 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
     where = f" into {out}" if keep else ""
     detector = getattr(reconstructor.detector, "name", type(reconstructor.detector).__name__)
-    print(f"selftest ok: {recon.method} reconstruction of {found['sample'].name} (detector {detector}; "
-          f"{counts['vertices']} vertices, {counts['triangles']} triangles; "
-          f"{steps.times['reconstruct']:.1f} s), obj/ply/glb + maps exported{where} and read back{extra}; "
-          f"{total:.1f} s in all", flush=True)
+    print(
+        f"selftest ok: {recon.method} reconstruction of {found['sample'].name} (detector {detector}; "
+        f"{counts['vertices']} vertices, {counts['triangles']} triangles; "
+        f"{steps.times['reconstruct']:.1f} s), obj/ply/glb + maps exported{where} and read back{extra}; "
+        f"{total:.1f} s in all",
+        flush=True,
+    )
     return 0
 
 

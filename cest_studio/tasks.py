@@ -40,7 +40,7 @@ class ModelSpec:
         return "fit" if self.kind == "fit" else f"cest:{self.weights}"
 
     @staticmethod
-    def from_key(key: str, label: str = "") -> "ModelSpec":
+    def from_key(key: str, label: str = "") -> ModelSpec:
         if key.startswith("cest:"):
             return ModelSpec("cest", key[5:], label)
         return ModelSpec("fit", None, label or "Landmark fit")
@@ -164,9 +164,13 @@ def user_message(exc: BaseException) -> str:
 
 
 def light_fields(settings) -> dict:
-    return {"azimuth": float(settings.azimuth_deg), "elevation": float(settings.elevation_deg),
-            "intensity": float(settings.intensity), "ambient": float(settings.ambient),
-            "color": tuple(float(c) for c in settings.color)}
+    return {
+        "azimuth": float(settings.azimuth_deg),
+        "elevation": float(settings.elevation_deg),
+        "intensity": float(settings.intensity),
+        "ambient": float(settings.ambient),
+        "color": tuple(float(c) for c in settings.color),
+    }
 
 
 # ------------------------------------------------------------------------------ the models
@@ -219,8 +223,9 @@ class EngineSession:
         old = self.reconstructor
         detector = old._detector if old is not None else None  # keep the loaded detector
         try:
-            recon = Reconstructor(method=spec.kind, weights=spec.weights, device=self.device,
-                                  detector=self.detector)
+            recon = Reconstructor(
+                method=spec.kind, weights=spec.weights, device=self.device, detector=self.detector
+            )
         except FileNotFoundError as exc:
             from engine.errors import WeightsError
 
@@ -264,19 +269,33 @@ class EngineSession:
         image, landmarks = _display_image(recon.image, recon.face.landmarks)
         r = self._require()
         return FaceResult(
-            source=recon.source, image=image, landmarks=landmarks, crop=recon.crop, method=recon.method,
-            params=recon.params, model=r.model, renderer=r.renderer,
-            light=light_fields(light_to_settings(recon.params.light)), pose=rotation_degrees(recon.params),
-            seconds=seconds, frame=frame, **expression_fields(recon.params, r.model),
+            source=recon.source,
+            image=image,
+            landmarks=landmarks,
+            crop=recon.crop,
+            method=recon.method,
+            params=recon.params,
+            model=r.model,
+            renderer=r.renderer,
+            light=light_fields(light_to_settings(recon.params.light)),
+            pose=rotation_degrees(recon.params),
+            seconds=seconds,
+            frame=frame,
+            **expression_fields(recon.params, r.model),
         )
 
     def second_face(self, ctx: Context, path: str) -> SecondFace:
         from engine.reconstruct.editing import light_to_settings
 
         recon = self._require().reconstruct(path)
-        return SecondFace(source=str(path), crop=recon.crop, albedo=recon.params.albedo,
-                          light_tensor=recon.params.light, light=light_fields(light_to_settings(recon.params.light)),
-                          expression=tuple(float(v) for v in recon.params.expression[0].tolist()))
+        return SecondFace(
+            source=str(path),
+            crop=recon.crop,
+            albedo=recon.params.albedo,
+            light_tensor=recon.params.light,
+            light=light_fields(light_to_settings(recon.params.light)),
+            expression=tuple(float(v) for v in recon.params.expression[0].tolist()),
+        )
 
     # -- video (reconstructed in a child process: cest_studio.video_job)
 
@@ -288,8 +307,15 @@ class EngineSession:
 
     # -- export
 
-    def export_face(self, ctx: Context, face: FaceResult, state: EditState, second: SecondFace | None,
-                    folder: str, options: dict) -> list[str]:
+    def export_face(
+        self,
+        ctx: Context,
+        face: FaceResult,
+        state: EditState,
+        second: SecondFace | None,
+        folder: str,
+        options: dict,
+    ) -> list[str]:
         """Write the chosen meshes (with the edited reflectance), maps and params into ``folder``."""
         from engine.io import mesh as export
         from engine.reconstruct.editing import FaceEditor
@@ -299,7 +325,9 @@ class EngineSession:
         folder_path.mkdir(parents=True, exist_ok=True)
         name = options.get("name") or "face"
         edits = to_edits(state, second)
-        editor = FaceEditor(face.model, face.renderer, face.params, image_tensor(face.crop), face.crop.shape[0])
+        editor = FaceEditor(
+            face.model, face.renderer, face.params, image_tensor(face.crop), face.crop.shape[0]
+        )
         written: list[Path] = []
         formats = [f for f in MESH_FORMATS if options.get(f)]
         mesh = editor.mesh(edits, bake_light=bool(options.get("bake_light"))) if formats else None
@@ -309,25 +337,52 @@ class EngineSession:
         if options.get("maps"):
             for map_name, image in editor.maps(edits).items():  # "map_": never the OBJ's NAME_albedo.png
                 written.append(export.write_png(image, folder_path / f"{name}_map_{map_name}.png"))
-            written.append(export.write_json(_params_json(face, editor.edited_params(edits)),
-                                             folder_path / f"{name}_params.json"))
+            written.append(
+                export.write_json(
+                    _params_json(face, editor.edited_params(edits)), folder_path / f"{name}_params.json"
+                )
+            )
         ctx.progress(1, 1)
         return list(dict.fromkeys(str(p) for p in written))
 
-    def export_sequence(self, ctx: Context, frames: list[str], state: EditState, second: SecondFace | None,
-                        folder: str, fps: float, mesh_format: str | None) -> list[str]:
+    def export_sequence(
+        self,
+        ctx: Context,
+        frames: list[str],
+        state: EditState,
+        second: SecondFace | None,
+        folder: str,
+        fps: float,
+        mesh_format: str | None,
+    ) -> list[str]:
         """The saved frames (``.npz`` paths) re-rendered with the edits as an MP4, and a mesh each."""
         from engine.reconstruct.sequence import SequenceFrame, export_sequence
 
         frames = [SequenceFrame.load(path) for path in frames]
         r = self._require()
         edits = to_edits(state, second, keep_pose=False)
-        written = export_sequence(r.model, r.renderer, frames, edits, folder, fps, mesh_format,
-                                  progress=ctx.progress, stop=ctx.stopped)
+        written = export_sequence(
+            r.model,
+            r.renderer,
+            frames,
+            edits,
+            folder,
+            fps,
+            mesh_format,
+            progress=ctx.progress,
+            stop=ctx.stopped,
+        )
         return [str(p) for p in written]
 
-    def export_animation(self, ctx: Context, video_dir: str, frame_files: dict[int, str], fps: float,
-                         frame_size: tuple[int, int], folder: str) -> list[str]:
+    def export_animation(
+        self,
+        ctx: Context,
+        video_dir: str,
+        frame_files: dict[int, str],
+        fps: float,
+        frame_size: tuple[int, int],
+        folder: str,
+    ) -> list[str]:
         """animation.glb and blendshapes.csv of a reconstructed video (its frames.jsonl) into ``folder``,
         by the writers of ``cest reconstruct --animation``."""
         from engine.reconstruct.animation import main_track_frame, read_records, write_animation
@@ -335,8 +390,16 @@ class EngineSession:
 
         records = read_records(Path(video_dir) / "frames.jsonl")
         params = SequenceFrame.load(frame_files[main_track_frame(records)]).full_params()
-        written = write_animation(video_dir, self._require().model, params.identity, params.albedo, fps,
-                                  frame_size, records=records, out_dir=folder)
+        written = write_animation(
+            video_dir,
+            self._require().model,
+            params.identity,
+            params.albedo,
+            fps,
+            frame_size,
+            records=records,
+            out_dir=folder,
+        )
         return [str(p) for p in written]
 
     # -- training
@@ -353,17 +416,27 @@ def frame_face(frame, reconstructor) -> FaceResult:
 
     params = frame.params
     return FaceResult(
-        source=f"frame {frame.index + 1}", image=frame.crop, landmarks=frame.landmarks, crop=frame.crop,
-        method=reconstructor.method, params=params, model=reconstructor.model, renderer=reconstructor.renderer,
-        light=light_fields(light_to_settings(params.light)), pose=rotation_degrees(params), frame=frame.index,
+        source=f"frame {frame.index + 1}",
+        image=frame.crop,
+        landmarks=frame.landmarks,
+        crop=frame.crop,
+        method=reconstructor.method,
+        params=params,
+        model=reconstructor.model,
+        renderer=reconstructor.renderer,
+        light=light_fields(light_to_settings(params.light)),
+        pose=rotation_degrees(params),
+        frame=frame.index,
         **expression_fields(params, reconstructor.model),
     )
 
 
 def expression_fields(params, model) -> dict:
     """The FaceResult fields of the estimated expression (plain values for the GUI thread)."""
-    return {"expression": tuple(float(v) for v in params.expression[0].tolist()),
-            "expression_names": tuple(model.expression_names)}
+    return {
+        "expression": tuple(float(v) for v in params.expression[0].tolist()),
+        "expression_names": tuple(model.expression_names),
+    }
 
 
 def _display_image(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -373,23 +446,31 @@ def _display_image(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray
         return image, np.asarray(landmarks, np.float32)
     import cv2
 
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
     return small, ((np.asarray(landmarks, np.float32) + 0.5) * scale - 0.5)
 
 
 def _params_json(face: FaceResult, params) -> dict:
-    record = {"source": face.source, "method": face.method, "landmarks_68_xy": np.round(face.landmarks, 2).tolist()}
+    record = {
+        "source": face.source,
+        "method": face.method,
+        "landmarks_68_xy": np.round(face.landmarks, 2).tolist(),
+    }
     record.update(params.to_json())
     return record
 
 
 def to_edits(state: EditState, second: SecondFace | None, keep_pose: bool = True):
     """The controls' values as engine.reconstruct.editing.Edits (the tensors of the second face included)."""
-    from engine.reconstruct.editing import Edits
     from engine.lighting import LightSettings
+    from engine.reconstruct.editing import Edits
 
     if state.light_mode == "settings":
-        light = LightSettings(state.azimuth, state.elevation, state.intensity, state.ambient, tuple(state.color))
+        light = LightSettings(
+            state.azimuth, state.elevation, state.intensity, state.ambient, tuple(state.color)
+        )
     elif state.light_mode == "other" and second is not None:
         light = second.light_tensor
     else:
@@ -416,24 +497,32 @@ class PreviewSession:
         self._editor = None
         self._face_key = None
 
-    def frame(self, face: FaceResult, second: SecondFace | None, state: EditState,
-              requested_at: float) -> PreviewFrame:
+    def frame(
+        self, face: FaceResult, second: SecondFace | None, state: EditState, requested_at: float
+    ) -> PreviewFrame:
         from engine.reconstruct.editing import FaceEditor
         from engine.reconstruct.reconstructor import image_tensor
 
         new_face = face.key != self._face_key
         if new_face:
-            self._editor = FaceEditor(face.model, face.renderer, face.params, image_tensor(face.crop),
-                                      size=face.crop.shape[0])
+            self._editor = FaceEditor(
+                face.model, face.renderer, face.params, image_tensor(face.crop), size=face.crop.shape[0]
+            )
             self._face_key = face.key
         edited = self._editor.frame(to_edits(state, second))
         model = face.model
         return PreviewFrame(
-            face_key=face.key, image=edited.image, texture=edited.texture, vertices=edited.vertices,
+            face_key=face.key,
+            image=edited.image,
+            texture=edited.texture,
+            vertices=edited.vertices,
             faces=model.faces.cpu().numpy() if new_face else None,
             uvs=model.uvs.cpu().numpy() if new_face else None,
-            pose_changed=edited.pose_changed or new_face, new_face=new_face, seconds=edited.seconds,
-            requested_at=requested_at, state=state,
+            pose_changed=edited.pose_changed or new_face,
+            new_face=new_face,
+            seconds=edited.seconds,
+            requested_at=requested_at,
+            state=state,
         )
 
 
@@ -458,9 +547,15 @@ def prepare_training_run(request: dict) -> dict:
     check_folder(out_dir, bool(request.get("resume")))  # a live run, or a run not to be overwritten
     if request.get("resume"):
         if not config_path.exists():
-            raise TrainingError(f"cannot resume {out_dir}: it was not started from the app (no app_config.yaml)")
-        return {"module": "engine.train", "args": [str(config_path), "--out", str(out_dir), "--resume"],
-                "config": str(config_path), "out_dir": str(out_dir)}
+            raise TrainingError(
+                f"cannot resume {out_dir}: it was not started from the app (no app_config.yaml)"
+            )
+        return {
+            "module": "engine.train",
+            "args": [str(config_path), "--out", str(out_dir), "--resume"],
+            "config": str(config_path),
+            "out_dir": str(out_dir),
+        }
     overrides: dict = {"optim": {}, "data": {}}
     if request.get("steps"):
         overrides["optim"]["steps"] = int(request["steps"])

@@ -59,9 +59,13 @@ def default_recipe(names: list[str]) -> str:
 
 def shipped_index(weights: list[str]) -> int:
     """Which of the models offered to start from is the shipped default (else the first)."""
-    from engine.resources import resources_root  # light: engine.reconstruct.reconstructor would load torch before the window shows
+    from engine.resources import (
+        resources_root,  # light: engine.reconstruct.reconstructor would load torch before the window shows
+    )
 
-    shipped = resources_root() / "weights" / "cest_default.safetensors"  # engine.reconstruct.reconstructor.DEFAULT_WEIGHTS
+    shipped = (
+        resources_root() / "weights" / "cest_default.safetensors"
+    )  # engine.reconstruct.reconstructor.DEFAULT_WEIGHTS
     return next((i for i, path in enumerate(weights) if Path(path) == shipped), 0)
 
 
@@ -70,8 +74,12 @@ def sample_preview(grid: QImage, rows: int = SAMPLE_ROWS) -> QImage:
     tile = max(1, grid.width() // len(SAMPLE_COLUMNS))
     scale = max(1, 160 // tile)  # small grids (64 px faces) drawn at 2x, so the names fit
     body = grid.copy(0, 0, grid.width(), min(grid.height(), rows * tile))
-    body = body.scaled(body.width() * scale, body.height() * scale, Qt.AspectRatioMode.IgnoreAspectRatio,
-                       Qt.TransformationMode.SmoothTransformation)
+    body = body.scaled(
+        body.width() * scale,
+        body.height() * scale,
+        Qt.AspectRatioMode.IgnoreAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    )
     out = QImage(body.width(), body.height() + HEADER, QImage.Format.Format_RGB888)
     out.fill(QColor("#202326"))
     painter = QPainter(out)

@@ -84,12 +84,16 @@ class TrainTab(QWidget):
         add_folder = QPushButton("Add folder…")
         add_folder.clicked.connect(self._add_folder)
         remove = QPushButton("Remove")
-        remove.clicked.connect(lambda: [self.videos.takeItem(self.videos.row(i)) for i in self.videos.selectedItems()])
+        remove.clicked.connect(
+            lambda: [self.videos.takeItem(self.videos.row(i)) for i in self.videos.selectedItems()]
+        )
         for button in (add_videos, add_folder, remove):
             row.addWidget(button)
         data_layout.addWidget(self.videos)
         data_layout.addLayout(row)
-        hint = QLabel("With no data chosen, the recipe's own data is used (synthetic faces for the smoke recipe).")
+        hint = QLabel(
+            "With no data chosen, the recipe's own data is used (synthetic faces for the smoke recipe)."
+        )
         hint.setWordWrap(True)
         hint.setStyleSheet("color: #9aa0a6;")
         data_layout.addWidget(hint)
@@ -112,7 +116,9 @@ class TrainTab(QWidget):
         self.device = QComboBox()
         self.device.addItems(["cpu", "cuda"])
         self.out_edit = QLineEdit()
-        self.out_edit.setPlaceholderText(f"a new folder in {default_runs_folder()}, named when you press Start")
+        self.out_edit.setPlaceholderText(
+            f"a new folder in {default_runs_folder()}, named when you press Start"
+        )
         out_row = path_row(self.out_edit, self._choose_out)
         form.addRow("Start from", self.start_model)
         form.addRow("Recipe", self.recipe)
@@ -146,8 +152,11 @@ class TrainTab(QWidget):
         self.progress.setFormat("step %v / %m")
         self.progress_label = QLabel("No run yet")
         self.loss_plot = LossPlot()
-        self.samples = ImageView("Latest samples", "Sample reconstructions appear here: input | re-render | "
-                                 "swapped reflectance | albedo | shading | normals")
+        self.samples = ImageView(
+            "Latest samples",
+            "Sample reconstructions appear here: input | re-render | "
+            "swapped reflectance | albedo | shading | normals",
+        )
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(2000)
@@ -225,15 +234,25 @@ class TrainTab(QWidget):
         for spec in self._models:
             self.start_model.addItem(spec.label, spec.weights)
         self.start_model.addItem("From scratch", None)
-        index = self.start_model.findData(current) if current else (self.start_model.count() - 1 if scratch else -1)
-        self.start_model.setCurrentIndex(index if index >= 0 else shipped_index([s.weights for s in self._models]))
+        index = (
+            self.start_model.findData(current)
+            if current
+            else (self.start_model.count() - 1 if scratch else -1)
+        )
+        self.start_model.setCurrentIndex(
+            index if index >= 0 else shipped_index([s.weights for s in self._models])
+        )
 
     def video_list(self) -> list[str]:
         return [self.videos.item(i).text() for i in range(self.videos.count())]
 
     def _add_videos(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Videos to train on", str(Path.home()),
-                                                "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)")
+        files, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Videos to train on",
+            str(Path.home()),
+            "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)",
+        )
         for f in files:
             self.videos.addItem(f)
 
@@ -243,7 +262,9 @@ class TrainTab(QWidget):
             self.videos.addItem(folder)
 
     def _choose_out(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Run folder", self.out_edit.text() or str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(
+            self, "Run folder", self.out_edit.text() or str(Path.home())
+        )
         if folder:
             self.out_edit.setText(folder)
 
@@ -277,7 +298,9 @@ class TrainTab(QWidget):
             return
         from engine.io.runlock import folder_problem
 
-        problem = folder_problem(Path(self.out_edit.text().strip()).expanduser(), resume)  # `cest train`'s rule
+        problem = folder_problem(
+            Path(self.out_edit.text().strip()).expanduser(), resume
+        )  # `cest train`'s rule
         if problem:
             self.error.emit(problem)
             return
@@ -286,8 +309,14 @@ class TrainTab(QWidget):
         self.start_button.setEnabled(False)
         self.resume_button.setEnabled(False)
         self.progress_label.setText("Preparing the run…")
-        self.worker.submit("prepare training", self.session.prepare_training, request, tag="train",
-                           on_done=lambda plan: self._run(plan, resume), on_error=self._prepare_failed)
+        self.worker.submit(
+            "prepare training",
+            self.session.prepare_training,
+            request,
+            tag="train",
+            on_done=lambda plan: self._run(plan, resume),
+            on_error=self._prepare_failed,
+        )
 
     def _fresh_folder_for_start(self) -> bool:
         """Start names a new run folder when none is given; on a folder that holds a run already it
@@ -300,8 +329,10 @@ class TrainTab(QWidget):
             return True
         fresh = new_run_folder()
         self.out_edit.setText(str(fresh))
-        message = (f"{text} already holds a run (Resume continues it). Press Start again to begin a new run "
-                   f"in {fresh.name}")
+        message = (
+            f"{text} already holds a run (Resume continues it). Press Start again to begin a new run "
+            f"in {fresh.name}"
+        )
         self.progress_label.setText(message)
         self.notice.emit(message)
         return False
@@ -369,7 +400,9 @@ class TrainTab(QWidget):
             self.status = status
             self._show_status(status)
             self.status_changed.emit(status)
-        samples = sorted((self.out_dir / "samples").glob("*.png")) if (self.out_dir / "samples").is_dir() else []
+        samples = (
+            sorted((self.out_dir / "samples").glob("*.png")) if (self.out_dir / "samples").is_dir() else []
+        )
         if samples and str(samples[-1]) != self._last_sample:
             image = QImage(str(samples[-1]))
             if not image.isNull():
@@ -408,7 +441,9 @@ class TrainTab(QWidget):
             self.progress_label.setText(f"Done: step {step}. The model '{label}' is now in the model list.")
             self.model_trained.emit(str(weights), label)
         elif how == "stopped":
-            kept = " (its weights are selectable as a model)" if weights is not None and weights.exists() else ""
+            kept = (
+                " (its weights are selectable as a model)" if weights is not None and weights.exists() else ""
+            )
             self.progress_label.setText(f"Stopped at step {step}; Resume continues from step {step}{kept}.")
             self.notice.emit(f"training stopped at step {step}")
             if weights is not None and weights.exists():

@@ -40,7 +40,7 @@ def parse_message(line: str) -> dict | None:
     if start < 0:
         return None
     try:
-        message = json.loads(line[start + len(PREFIX):].strip())
+        message = json.loads(line[start + len(PREFIX) :].strip())
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
@@ -53,8 +53,16 @@ def _watch_stdin(stop: threading.Event) -> None:
     stop.set()  # "stop", or the app closed our stdin (it quit)
 
 
-def run(video: str, out_dir: str, method: str = "auto", weights: str | None = None, device: str = "cpu",
-        detector: str = "auto", threads: int | None = None, stop: threading.Event | None = None) -> int:
+def run(
+    video: str,
+    out_dir: str,
+    method: str = "auto",
+    weights: str | None = None,
+    device: str = "cpu",
+    detector: str = "auto",
+    threads: int | None = None,
+    stop: threading.Event | None = None,
+) -> int:
     from cest_studio.tasks import user_message
 
     stop = stop or threading.Event()
@@ -63,15 +71,21 @@ def run(video: str, out_dir: str, method: str = "auto", weights: str | None = No
 
         if threads:
             torch.set_num_threads(threads)
-        from engine.reconstruct.sequence import FrameRecorder
-        from engine.reconstruct.reconstructor import Reconstructor
-        from engine.reconstruct.video import reconstruct_video
         from engine.io.video import probe
+        from engine.reconstruct.reconstructor import Reconstructor
+        from engine.reconstruct.sequence import FrameRecorder
+        from engine.reconstruct.video import reconstruct_video
 
         info = probe(video)
         upright = info.rotation % 180 == 0  # the frames are turned upright before anything sees them
-        _emit(info={"fps": info.fps, "frames": info.frames, "width": info.width if upright else info.height,
-                    "height": info.height if upright else info.width})
+        _emit(
+            info={
+                "fps": info.fps,
+                "frames": info.frames,
+                "width": info.width if upright else info.height,
+                "height": info.height if upright else info.width,
+            }
+        )
         reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector)
         recorder = FrameRecorder(reconstructor, max_frames=10**9)
 
@@ -83,7 +97,9 @@ def run(video: str, out_dir: str, method: str = "auto", weights: str | None = No
                 _emit(frame=frame.index)
             _emit(progress=[done, total])
 
-        summary = reconstruct_video(recorder, video, out_dir, meshes=False, progress=progress, stop=stop.is_set)
+        summary = reconstruct_video(
+            recorder, video, out_dir, meshes=False, progress=progress, stop=stop.is_set
+        )
     except BaseException as exc:  # noqa: BLE001 - the app shows one line, never a traceback
         if isinstance(exc, KeyboardInterrupt):
             _emit(error="video reconstruction interrupted")
@@ -97,7 +113,9 @@ def run(video: str, out_dir: str, method: str = "auto", weights: str | None = No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cest_studio.video_job", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cest_studio.video_job", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("video")
     parser.add_argument("out_dir")
     parser.add_argument("--method", default="auto")
@@ -110,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
     if hasattr(os, "nice"):
         os.nice(5)  # background work: the window's process comes first on a busy machine
-    return run(args.video, args.out_dir, args.method, args.weights, args.device, args.detector, args.threads, stop)
+    return run(
+        args.video, args.out_dir, args.method, args.weights, args.device, args.detector, args.threads, stop
+    )
 
 
 if __name__ == "__main__":

@@ -82,7 +82,9 @@ class Viewport(QWidget):
         self._placeholder, self._holder = None, holder
         from PySide6.QtCore import QTimer
 
-        QTimer.singleShot(0, self._warm_up)  # a separate pass of the event loop: two short stalls, not one long
+        QTimer.singleShot(
+            0, self._warm_up
+        )  # a separate pass of the event loop: two short stalls, not one long
         return True
 
     @property
@@ -92,8 +94,12 @@ class Viewport(QWidget):
     def _warm_up(self) -> None:
         """Draw a textured triangle once, so the shaders compile now and not at the first face."""
         self._ready = True
-        self.show_face(np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32), np.array([[0, 1, 2]]),
-                       np.array([[0, 0], [1, 0], [0, 1]], np.float32), np.full((4, 4, 3), 90, np.uint8))
+        self.show_face(
+            np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32),
+            np.array([[0, 1, 2]]),
+            np.array([[0, 0], [1, 0], [0, 1]], np.float32),
+            np.full((4, 4, 3), 90, np.uint8),
+        )
         self.clear()
         self.frame_times.clear()
         self._faces_key = None
@@ -105,8 +111,14 @@ class Viewport(QWidget):
 
     # ------------------------------------------------------------------------ content
 
-    def show_face(self, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture: np.ndarray,
-                  reset: bool = True) -> None:
+    def show_face(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        uvs: np.ndarray,
+        texture: np.ndarray,
+        reset: bool = True,
+    ) -> None:
         """A new face with its texture (and, with ``reset``, the default view). The mesh and texture
         objects are reused when the mesh and texture size are the same (every face of one face
         model, every frame of a video): no new GPU buffers."""
@@ -114,8 +126,11 @@ class Viewport(QWidget):
             return
         faces = np.asarray(faces, dtype=np.int64)
         key = (faces.shape, hash(faces.tobytes()), hash(np.asarray(uvs, np.float32).tobytes()))
-        same = (self._mesh is not None and self._faces_key == key
-                and texture.shape[:2] == (self._grid.dimensions[1], self._grid.dimensions[0]))
+        same = (
+            self._mesh is not None
+            and self._faces_key == key
+            and texture.shape[:2] == (self._grid.dimensions[1], self._grid.dimensions[0])
+        )
         if same:
             self.update_face(texture, vertices, render=False)
         else:
@@ -139,12 +154,15 @@ class Viewport(QWidget):
         tex.interpolate = True
         if self._actor is not None:
             self.plotter.remove_actor(self._actor, render=False)
-        self._actor = self.plotter.add_mesh(mesh, texture=tex, lighting=False, scalars=None, rgb=False,
-                                            reset_camera=False, name="face")
+        self._actor = self.plotter.add_mesh(
+            mesh, texture=tex, lighting=False, scalars=None, rgb=False, reset_camera=False, name="face"
+        )
         self._actor.GetProperty().BackfaceCullingOn()  # see through the eye and mouth openings
         self._mesh, self._grid = mesh, grid
 
-    def update_face(self, texture: np.ndarray, vertices: np.ndarray | None = None, render: bool = True) -> None:
+    def update_face(
+        self, texture: np.ndarray, vertices: np.ndarray | None = None, render: bool = True
+    ) -> None:
         """New texture (same size) and, when the pose changed, new vertex positions."""
         if self._grid is None:
             return
@@ -208,7 +226,7 @@ class Viewport(QWidget):
             self.plotter = None
 
 
-def _timed_interactor(base, viewport: "Viewport"):
+def _timed_interactor(base, viewport: Viewport):
     """pyvistaqt's interactor, timing each paint (= VTK render + blit): the viewport's frame time."""
 
     class TimedInteractor(base):

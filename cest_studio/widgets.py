@@ -84,7 +84,9 @@ class ImageView(QWidget):
         self.placeholder = placeholder
         self.caption = ""
 
-    def set_image(self, array: np.ndarray | None, landmarks: np.ndarray | None = None, caption: str = "") -> None:
+    def set_image(
+        self, array: np.ndarray | None, landmarks: np.ndarray | None = None, caption: str = ""
+    ) -> None:
         self._array = None if array is None else np.asarray(array)
         self._image = None if array is None else to_qimage(array)
         self._landmarks = None if landmarks is None else np.asarray(landmarks, np.float32)
@@ -98,7 +100,9 @@ class ImageView(QWidget):
         w, h = self._image.width(), self._image.height()
         area = QRectF(self.rect()).adjusted(4, 22 if self.title else 4, -4, -4)
         scale = min(area.width() / w, area.height() / h)
-        return QRectF(area.center().x() - w * scale / 2, area.center().y() - h * scale / 2, w * scale, h * scale)
+        return QRectF(
+            area.center().x() - w * scale / 2, area.center().y() - h * scale / 2, w * scale, h * scale
+        )
 
     @timed
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -110,7 +114,9 @@ class ImageView(QWidget):
             painter.drawText(QRectF(6, 2, self.width() - 12, 18), Qt.AlignmentFlag.AlignLeft, text)
         if self._image is None:
             painter.setPen(QColor("#6f757b"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            painter.drawText(
+                self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder
+            )
             return
         target = self._target()
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -122,8 +128,9 @@ class ImageView(QWidget):
             painter.setBrush(QColor(80, 230, 120))
             radius = max(1.5, min(3.0, target.width() / 180))
             for x, y in self._landmarks:
-                painter.drawEllipse(QPointF(target.x() + (x + 0.5) * scale, target.y() + (y + 0.5) * scale),
-                                    radius, radius)
+                painter.drawEllipse(
+                    QPointF(target.x() + (x + 0.5) * scale, target.y() + (y + 0.5) * scale), radius, radius
+                )
 
 
 class LabeledSlider(QWidget):
@@ -131,8 +138,17 @@ class LabeledSlider(QWidget):
 
     valueChanged = Signal(float)  # noqa: N815 - Qt style
 
-    def __init__(self, name: str, minimum: float, maximum: float, value: float, step: float = 1.0,
-                 decimals: int = 0, suffix: str = "", parent: QWidget | None = None):
+    def __init__(
+        self,
+        name: str,
+        minimum: float,
+        maximum: float,
+        value: float,
+        step: float = 1.0,
+        decimals: int = 0,
+        suffix: str = "",
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self._min, self._step, self._decimals, self._suffix = minimum, step, decimals, suffix
         layout = QHBoxLayout(self)
@@ -190,12 +206,17 @@ class MessageBar(QWidget):
         policy = self.sizePolicy()
         policy.setRetainSizeWhenHidden(True)  # its line stays reserved: a message never pushes the layout
         self.setSizePolicy(policy)
-        self.setFixedHeight(2 * self.label.fontMetrics().lineSpacing() + 10)  # two lines; the tooltip has it all
+        self.setFixedHeight(
+            2 * self.label.fontMetrics().lineSpacing() + 10
+        )  # two lines; the tooltip has it all
         self.hide()
 
     def show_message(self, text: str, kind: str = "error") -> None:
-        colours = {"error": ("#5c1f1f", "#ffd7d7"), "info": ("#1f3b5c", "#d7e9ff"),
-                   "warning": ("#5c4a1f", "#fff0cc")}
+        colours = {
+            "error": ("#5c1f1f", "#ffd7d7"),
+            "info": ("#1f3b5c", "#d7e9ff"),
+            "warning": ("#5c4a1f", "#fff0cc"),
+        }
         bg, fg = colours.get(kind, colours["info"])
         self.setStyleSheet(f"background: {bg}; color: {fg};")
         self.setAutoFillBackground(True)
@@ -241,7 +262,9 @@ class LossPlot(QWidget):
         points = [p for s in self.series.values() for p in s]
         painter.setPen(QColor("#6f757b"))
         if not points:
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Loss curves appear here while training")
+            painter.drawText(
+                self.rect(), Qt.AlignmentFlag.AlignCenter, "Loss curves appear here while training"
+            )
             return
         steps = [p[0] for p in points]
         logs = [math.log10(p[1]) for p in points]
@@ -250,11 +273,14 @@ class LossPlot(QWidget):
         if y1 - y0 < 1e-6:
             y0, y1 = y0 - 0.5, y1 + 0.5
         painter.drawRect(area)
-        painter.drawText(QRectF(0, area.top() - 6, 58, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** y1:.2g}")
-        painter.drawText(QRectF(0, area.bottom() - 8, 58, 14), Qt.AlignmentFlag.AlignRight, f"{10 ** y0:.2g}")
-        painter.drawText(QRectF(area.left(), area.bottom() + 4, 80, 14), Qt.AlignmentFlag.AlignLeft, f"step {s0}")
-        painter.drawText(QRectF(area.right() - 80, area.bottom() + 4, 80, 14), Qt.AlignmentFlag.AlignRight,
-                         f"step {s1}")
+        painter.drawText(QRectF(0, area.top() - 6, 58, 14), Qt.AlignmentFlag.AlignRight, f"{10**y1:.2g}")
+        painter.drawText(QRectF(0, area.bottom() - 8, 58, 14), Qt.AlignmentFlag.AlignRight, f"{10**y0:.2g}")
+        painter.drawText(
+            QRectF(area.left(), area.bottom() + 4, 80, 14), Qt.AlignmentFlag.AlignLeft, f"step {s0}"
+        )
+        painter.drawText(
+            QRectF(area.right() - 80, area.bottom() + 4, 80, 14), Qt.AlignmentFlag.AlignRight, f"step {s1}"
+        )
         for i, (name, series) in enumerate(sorted(self.series.items())):
             colour = QColor(self.COLOURS[i % len(self.COLOURS)])
             pen = QPen(colour, 2.2 if name == "total" else 1.3)
@@ -265,5 +291,8 @@ class LossPlot(QWidget):
                 y = area.bottom() - (math.log10(value) - y0) / (y1 - y0) * area.height()
                 path.moveTo(x, y) if j == 0 else path.lineTo(x, y)
             painter.drawPath(path)
-            painter.drawText(QRectF(area.right() + 8, area.top() + 16 * i, 124, 14), Qt.AlignmentFlag.AlignLeft,
-                             f"{name} {series[-1][1]:.3g}")
+            painter.drawText(
+                QRectF(area.right() + 8, area.top() + 16 * i, 124, 14),
+                Qt.AlignmentFlag.AlignLeft,
+                f"{name} {series[-1][1]:.3g}",
+            )

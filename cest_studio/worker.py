@@ -23,8 +23,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QThread, QTimer, Signal, Slot
 
@@ -114,15 +114,26 @@ class EngineWorker(QObject):
         self._ids = itertools.count(1)
         self._thread.start()
 
-    def submit(self, name: str, fn: Callable, *args, tag: str = "", on_done=None, on_error=None,
-               on_progress=None, on_partial=None) -> Job:
+    def submit(
+        self,
+        name: str,
+        fn: Callable,
+        *args,
+        tag: str = "",
+        on_done=None,
+        on_error=None,
+        on_progress=None,
+        on_partial=None,
+    ) -> Job:
         """Run ``fn(context, *args)`` on the engine thread; callbacks run on the GUI thread."""
         from cest_studio.tasks import Context
 
         job = Job(name, fn, args, tag, on_done, on_error, on_progress, on_partial, next(self._ids))
         runner = self._runner
-        job.context = Context(progress=lambda d, t, i=job.id: runner.progress.emit(i, d, t),
-                              partial=lambda v, i=job.id: runner.partial.emit(i, v))
+        job.context = Context(
+            progress=lambda d, t, i=job.id: runner.progress.emit(i, d, t),
+            partial=lambda v, i=job.id: runner.partial.emit(i, v),
+        )
         self._jobs[job.id] = job
         self._submit.emit(job)
         return job
@@ -178,7 +189,7 @@ class _PreviewRunner(QObject):
     ready = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, owner: "PreviewWorker", size: int):
+    def __init__(self, owner: PreviewWorker, size: int):
         super().__init__()
         self._owner = owner
         from cest_studio.tasks import PreviewSession
@@ -254,8 +265,13 @@ class PreviewWorker(QObject):
 
 
 PRELOAD = {  # what building the 3D view would otherwise import on the GUI thread
-    "pyvistaqt": ["pyvistaqt", "vtkmodules.vtkInteractionWidgets", "vtkmodules.vtkViewsContext2D",
-                  "vtkmodules.vtkViewsCore", "vtkmodules.vtkRenderingOpenGL2"],
+    "pyvistaqt": [
+        "pyvistaqt",
+        "vtkmodules.vtkInteractionWidgets",
+        "vtkmodules.vtkViewsContext2D",
+        "vtkmodules.vtkViewsCore",
+        "vtkmodules.vtkRenderingOpenGL2",
+    ],
 }
 
 

@@ -49,6 +49,7 @@ def module_timer(modules: dict[str, torch.nn.Module], device: torch.device):
     times: dict[str, list[float]] = {name: [] for name in modules}
     handles = []
     for name, module in modules.items():
+
         def pre(_m, _i, name=name):
             _sync(device)
             times[name].append(-time.perf_counter())
@@ -81,8 +82,8 @@ def bench_detection(image: np.ndarray, repeats: int) -> dict:
 
 def bench_reconstruction(recon_method: str, image: np.ndarray, device: torch.device, repeats: int) -> dict:
     """End-to-end per face, detection excluded: crop -> FaceParams (+ each estimator's share)."""
-    from engine.reconstruct.reconstructor import Reconstructor, image_tensor
     from engine.crop import crop_image, crop_params_from_landmarks, image_to_crop
+    from engine.reconstruct.reconstructor import Reconstructor, image_tensor
 
     rec = Reconstructor(method=recon_method, device=str(device))
     face = rec.detector.detect(image)[0]
@@ -111,15 +112,21 @@ def bench_render(device: torch.device, repeats: int) -> dict:
     model = FaceModel.load(device=device)
     renderer = Renderer(model.faces, model.uvs).to(device)
     params = FaceParams(
-        torch.tensor([[0.1, 0.3, 0.0]]), torch.zeros(1, 2), torch.full((1, 1), 0.075),
-        torch.zeros(1, model.n_identity), torch.zeros(1, model.n_expression),
-        torch.full((1, 3, 64, 64), 0.6), settings_to_sh(LightSettings(30, 20)),
+        torch.tensor([[0.1, 0.3, 0.0]]),
+        torch.zeros(1, 2),
+        torch.full((1, 1), 0.075),
+        torch.zeros(1, model.n_identity),
+        torch.zeros(1, model.n_expression),
+        torch.full((1, 3, 64, 64), 0.6),
+        settings_to_sh(LightSettings(30, 20)),
     ).to(device)
     out = {}
     for size in (128, 256):
+
         def forward(size=size):
             _, cam, ndc = params.geometry(model)
             return renderer.render(cam, ndc, params.albedo, params.light, size)
+
         out[f"render_{size}_ms"] = timed(forward, device, repeats)
 
     albedo = params.albedo.clone().requires_grad_(True)
@@ -131,12 +138,15 @@ def bench_render(device: torch.device, repeats: int) -> dict:
         cam = to_camera(verts, params.rotation)
         ndc = project(cam, params.scale, params.translation)
         renderer.render(cam, ndc, albedo, params.light, 128).image.mean().backward()
+
     out["render_128_fwd_bwd_ms"] = timed(forward_backward, device, repeats)
 
     _, cam, ndc = params.geometry(model)
     cache = renderer.render(cam, ndc, params.albedo, params.light, APP_PREVIEW_SIZE)
     light = settings_to_sh(LightSettings(-40, 10)).to(device)
-    out[f"relight_{APP_PREVIEW_SIZE}_ms"] = timed(lambda: renderer.shade(cache, params.albedo, light), device, repeats)
+    out[f"relight_{APP_PREVIEW_SIZE}_ms"] = timed(
+        lambda: renderer.shade(cache, params.albedo, light), device, repeats
+    )
     return out
 
 
@@ -171,8 +181,11 @@ def bench_training(config_path: Path, device: torch.device, steps: int) -> dict:
             trainer.train_step(step)
         _sync(device)
         elapsed = time.perf_counter() - start
-    return {"train_images_per_s": batch_images * steps / elapsed, "train_batch": batch_images,
-            "train_size": config.model.image_size}
+    return {
+        "train_images_per_s": batch_images * steps / elapsed,
+        "train_batch": batch_images,
+        "train_size": config.model.image_size,
+    }
 
 
 def peak_memory(device: torch.device) -> dict:
@@ -199,9 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-config", type=Path, default=Path("configs/default.yaml"))
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--skip", default="", help="comma list of: detect,reconstruct,render,video,train")
-    parser.add_argument("--threads", type=int, default=RECONSTRUCT_THREADS,
-                        help=f"torch threads (default {RECONSTRUCT_THREADS}, what cest reconstruct uses; "
-                             "0 = torch's choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=RECONSTRUCT_THREADS,
+        help=f"torch threads (default {RECONSTRUCT_THREADS}, what cest reconstruct uses; 0 = torch's choice)",
+    )
     return parser
 
 
@@ -216,12 +232,23 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict = {"device": machine()}
     steps = [
         ("detect", lambda: bench_detection(image, args.repeats)),
-        ("reconstruct", lambda: {**bench_reconstruction("fit", image, device, args.repeats),
-                                 **_cest_or_empty(image, device, args.repeats)}),
+        (
+            "reconstruct",
+            lambda: {
+                **bench_reconstruction("fit", image, device, args.repeats),
+                **_cest_or_empty(image, device, args.repeats),
+            },
+        ),
         ("render", lambda: bench_render(device, args.repeats)),
         ("video", lambda: _video_or_empty(args, device)),
-        ("train", lambda: bench_training(args.train_config, device, args.train_steps)
-         if args.train_config.exists() else {}),
+        (
+            "train",
+            lambda: (
+                bench_training(args.train_config, device, args.train_steps)
+                if args.train_config.exists()
+                else {}
+            ),
+        ),
     ]
     for name, run in steps:
         if name in skip:

@@ -17,27 +17,48 @@ def _add_reconstruct(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct faces from photos, folders of photos or videos")
     p.add_argument("inputs", nargs="+", type=Path, help="image files, folders of images, or videos")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    p.add_argument("--method", choices=["auto", "cest", "fit"], default="auto",
-                   help="cest = trained networks (default when weights ship), fit = landmark fit")
+    p.add_argument(
+        "--method",
+        choices=["auto", "cest", "fit"],
+        default="auto",
+        help="cest = trained networks (default when weights ship), fit = landmark fit",
+    )
     p.add_argument("--weights", type=Path, help="CEST weights (.safetensors); default: the shipped ones")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--detector", default="auto", help="face detector backend (see engine/detect.py)")
-    p.add_argument("--threads", type=int, default=RECONSTRUCT_THREADS,
-                   help="torch CPU threads (default 1: on small per-face tensors more threads only wait; "
-                        "measured 1.5x faster than 2 on a 2-core machine)")
-    p.add_argument("--no-detail", action="store_true",
-                   help="cest: keep the network's own (soft, 64 px) albedo, without the photo's fine detail")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=RECONSTRUCT_THREADS,
+        help="torch CPU threads (default 1: on small per-face tensors more threads only wait; "
+        "measured 1.5x faster than 2 on a 2-core machine)",
+    )
+    p.add_argument(
+        "--no-detail",
+        action="store_true",
+        help="cest: keep the network's own (soft, 64 px) albedo, without the photo's fine detail",
+    )
     p.add_argument("--all-faces", action="store_true", help="reconstruct every face, not only the largest")
     p.add_argument("--meshes", action="store_true", help="videos: also write a mesh per frame")
-    p.add_argument("--animation", action="store_true",
-                   help="videos: also write animation.glb (textured head, expressions as morph targets, "
-                        "animated) and blendshapes.csv (ARKit curves, Live Link Face layout)")
-    p.add_argument("--expressions-from", type=Path, metavar="SOURCE",
-                   help="the target photos wear SOURCE's expressions: a photo's (in every output) or a "
-                        "video's (animation.glb + blendshapes.csv of the target's head)")
-    p.add_argument("--same-person", action="store_true",
-                   help="the photos show one person: one shape and one albedo from all of them, each photo "
-                        "keeping its own pose, expression and light (OUT/person/ + OUT/<photo>/)")
+    p.add_argument(
+        "--animation",
+        action="store_true",
+        help="videos: also write animation.glb (textured head, expressions as morph targets, "
+        "animated) and blendshapes.csv (ARKit curves, Live Link Face layout)",
+    )
+    p.add_argument(
+        "--expressions-from",
+        type=Path,
+        metavar="SOURCE",
+        help="the target photos wear SOURCE's expressions: a photo's (in every output) or a "
+        "video's (animation.glb + blendshapes.csv of the target's head)",
+    )
+    p.add_argument(
+        "--same-person",
+        action="store_true",
+        help="the photos show one person: one shape and one albedo from all of them, each photo "
+        "keeping its own pose, expression and light (OUT/person/ + OUT/<photo>/)",
+    )
     p.add_argument("--formats", default="obj,ply,glb", help="mesh formats to write")
     p.set_defaults(func=_run_reconstruct)
 
@@ -50,8 +71,13 @@ def _run_reconstruct(args) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    options = dict(method=args.method, weights=args.weights, device=args.device, detector=args.detector,
-                   detail=not args.no_detail)
+    options = dict(
+        method=args.method,
+        weights=args.weights,
+        device=args.device,
+        detector=args.detector,
+        detail=not args.no_detail,
+    )
     if args.same_person:
         from engine.reconstruct.same_person import same_person_paths
 
@@ -60,10 +86,19 @@ def _run_reconstruct(args) -> int:
         from engine.reconstruct.transfer import transfer_paths
 
         return transfer_paths(args.inputs, args.expressions_from, args.out, formats, **options)
-    return reconstruct_paths(args.inputs, args.out, method=args.method, weights=args.weights,
-                             device=args.device, detector=args.detector, all_faces=args.all_faces,
-                             meshes=args.meshes, formats=formats, detail=not args.no_detail,
-                             animation=args.animation)
+    return reconstruct_paths(
+        args.inputs,
+        args.out,
+        method=args.method,
+        weights=args.weights,
+        device=args.device,
+        detector=args.detector,
+        all_faces=args.all_faces,
+        meshes=args.meshes,
+        formats=formats,
+        detail=not args.no_detail,
+        animation=args.animation,
+    )
 
 
 # Sub-commands whose arguments their own module parses.

@@ -47,10 +47,24 @@ RANGES: dict[str, tuple[float, float, bool]] = {
 }
 RANGE_PREFIXES = {"losses.": (*_NON_NEGATIVE, False)}  # every loss weight
 
-_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,), "list": (list,),
-          "tuple": (list, tuple), "dict": (dict,)}
-_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string",
-          "list": "a list", "tuple": "a list", "dict": "a mapping"}
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "list": (list,),
+    "tuple": (list, tuple),
+    "dict": (dict,),
+}
+_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "list": "a list",
+    "tuple": "a list",
+    "dict": "a mapping",
+}
 
 
 def _allowed(annotation: str) -> tuple[tuple[type, ...], str, bool]:

@@ -37,13 +37,13 @@ class FaceModel:
         self._flat_exp = self.expression_basis.reshape(self.n_expression, -1)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: torch.device | str = "cpu") -> "FaceModel":
+    def load(cls, path: str | Path | None = None, device: torch.device | str = "cpu") -> FaceModel:
         path = Path(path) if path else resource_path(DEFAULT_PATH)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         return cls(arrays, device)
 
-    def to(self, device: torch.device | str) -> "FaceModel":
+    def to(self, device: torch.device | str) -> FaceModel:
         return FaceModel(self._arrays, device)
 
     @property

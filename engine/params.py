@@ -35,26 +35,26 @@ class FaceParams:
     def fields(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
-    def map(self, fn) -> "FaceParams":
+    def map(self, fn) -> FaceParams:
         return FaceParams(**{k: fn(v) for k, v in self.fields().items()})
 
-    def detach(self) -> "FaceParams":
+    def detach(self) -> FaceParams:
         return self.map(torch.Tensor.detach)
 
-    def to(self, device) -> "FaceParams":
+    def to(self, device) -> FaceParams:
         return self.map(lambda t: t.to(device))
 
-    def select(self, index) -> "FaceParams":
+    def select(self, index) -> FaceParams:
         """A sub-batch (an int keeps the batch dimension)."""
         if isinstance(index, int):
             index = slice(index, index + 1)
         return self.map(lambda t: t[index])
 
-    def replace(self, **changes) -> "FaceParams":
+    def replace(self, **changes) -> FaceParams:
         return dataclasses.replace(self, **changes)
 
     @staticmethod
-    def cat(items: list["FaceParams"]) -> "FaceParams":
+    def cat(items: list[FaceParams]) -> FaceParams:
         names = items[0].fields().keys()
         return FaceParams(**{n: torch.cat([getattr(p, n) for p in items]) for n in names})
 

@@ -1,4 +1,5 @@
 """Second-order spherical-harmonics shading (DECA's constants, Lambertian attenuation folded in)."""
+
 import math
 
 import torch
@@ -21,9 +22,7 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
     """(..., 3) unit normals -> (..., 9) SH basis values, constants included."""
     x, y, z = normals.unbind(-1)
     one = torch.ones_like(x)
-    basis = torch.stack(
-        [one, x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], dim=-1
-    )
+    basis = torch.stack([one, x, y, z, x * y, x * z, y * z, x * x - y * y, 3 * z * z - 1], dim=-1)
     return basis * basis.new_tensor(SH_CONST)
 
 

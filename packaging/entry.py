@@ -45,8 +45,12 @@ def _prepare_environment() -> None:
         os.environ.setdefault("PYVISTA_OFF_SCREEN", "false")
         os.environ.setdefault("MPLBACKEND", "Agg")  # pyvista imports matplotlib for colour maps only
     os.environ.setdefault("QT_API", "pyside6")  # qtpy (under pyvistaqt) must pick the bundled PySide6
-    if (_frozen() and sys.platform.startswith("linux") and os.environ.get("DISPLAY")
-            and not os.environ.get("QT_QPA_PLATFORM")):
+    if (
+        _frozen()
+        and sys.platform.startswith("linux")
+        and os.environ.get("DISPLAY")
+        and not os.environ.get("QT_QPA_PLATFORM")
+    ):
         # VTK's render window needs an X11 window: under Wayland, go through XWayland. The bundle
         # ships no Wayland plug-in (a checkout leaves the choice to Qt).
         os.environ["QT_QPA_PLATFORM"] = "xcb"
@@ -57,8 +61,11 @@ def _run_module(name: str, argv: list[str]) -> int:
 
     target = MODULES.get(name)
     if target is None:
-        print(f"cest-studio: -m {name}: not available in this bundle "
-              f"(choose one of {', '.join(sorted(MODULES))})", file=sys.stderr)
+        print(
+            f"cest-studio: -m {name}: not available in this bundle "
+            f"(choose one of {', '.join(sorted(MODULES))})",
+            file=sys.stderr,
+        )
         return 2
     sys.argv = [name, *argv]
     # The app reads a child's output as it comes (progress, @cest messages): flush each line.

@@ -61,8 +61,11 @@ JSON_NAME = "landmarks_calibrated.json"
 MIDLINE = (8, 27, 28, 29, 30, 33, 51, 57, 62, 66)  # their own mirror partners
 assert tuple(int(k) for k in np.flatnonzero(IBUG68_FLIP == np.arange(68))) == MIDLINE
 REGIONS = {
-    "jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36),
-    "eyes": range(36, 48), "mouth": range(48, 68),
+    "jaw": range(0, 17),
+    "brows": range(17, 27),
+    "nose": range(27, 36),
+    "eyes": range(36, 48),
+    "mouth": range(48, 68),
 }
 WRONG_FACE_IOD = 0.5  # as engine.evaluate: a detection this far off found something else
 
@@ -80,8 +83,17 @@ def ict_landmarks(arrays: dict) -> np.ndarray:
     return np.asarray(arrays.get("landmarks_ict", arrays["landmarks"]), np.int64)
 
 
-def collect(model: FaceModel, faces: int, seed: int, image_size: int, max_yaw: float,
-            detector_name: str = "auto", threads: int = 1, expressions: bool = False, log=print) -> dict:
+def collect(
+    model: FaceModel,
+    faces: int,
+    seed: int,
+    image_size: int,
+    max_yaw: float,
+    detector_name: str = "auto",
+    threads: int = 1,
+    expressions: bool = False,
+    log=print,
+) -> dict:
     """Render training-split synthetic faces, detect them, and project every vertex.
 
     Returns detections (N, 68, 2) and projections (N, V, 2) in pixels, px_per_cm (N,), pose (N, 3)
@@ -126,8 +138,13 @@ def collect(model: FaceModel, faces: int, seed: int, image_size: int, max_yaw: f
         if len(det) % 50 == 0:
             log(f"  {len(det)} faces detected ({tried} rendered, {time.perf_counter() - started:.0f} s)")
     return {
-        "detections": np.stack(det), "projections": np.stack(proj), "px_per_cm": np.array(unit),
-        "pose_deg": np.stack(pose), "tried": tried, "missed": missed, "skipped": skipped,
+        "detections": np.stack(det),
+        "projections": np.stack(proj),
+        "px_per_cm": np.array(unit),
+        "pose_deg": np.stack(pose),
+        "tried": tried,
+        "missed": missed,
+        "skipped": skipped,
         "detector": getattr(detector, "name", type(detector).__name__),
     }
 
@@ -158,8 +175,9 @@ def vertex_normals(mean: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
-def choose(cost: np.ndarray, arrays: dict, ict: np.ndarray, radius: float, min_facing: float,
-           max_motion: float) -> np.ndarray:
+def choose(
+    cost: np.ndarray, arrays: dict, ict: np.ndarray, radius: float, min_facing: float, max_motion: float
+) -> np.ndarray:
     """Per landmark, the candidate vertex with the lowest cost, mirror pairs and midline enforced.
 
     Candidates lie within ``radius`` cm of the ICT vertex, face forward (normal z >= min_facing, or
@@ -240,11 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-yaw", type=float, default=25.0, help="degrees; more turned faces are skipped")
     parser.add_argument("--radius", type=float, default=2.5, help="cm around the ICT vertex to search")
     parser.add_argument("--min-facing", type=float, default=0.0, help="least normal z of a candidate")
-    parser.add_argument("--max-motion", type=float, default=1.0,
-                        help="cm a candidate's blendshape motion may differ from the ICT vertex's")
-    parser.add_argument("--expressions", action="store_true",
-                        help="calibrate on expressive faces too (default: neutral faces; the detector "
-                             "under-follows the synthetic open mouth)")
+    parser.add_argument(
+        "--max-motion",
+        type=float,
+        default=1.0,
+        help="cm a candidate's blendshape motion may differ from the ICT vertex's",
+    )
+    parser.add_argument(
+        "--expressions",
+        action="store_true",
+        help="calibrate on expressive faces too (default: neutral faces; the detector "
+        "under-follows the synthetic open mouth)",
+    )
     parser.add_argument("--detector", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache", type=Path, help="reuse / store the detections here (.npz)")
@@ -264,13 +289,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"read {len(samples['px_per_cm'])} detected faces from {args.cache}")
     else:
         print(f"rendering training-split faces (seed {args.seed}, |yaw| <= {args.max_yaw} deg) and detecting")
-        samples = collect(render_model, args.faces, args.seed, args.image_size, args.max_yaw,
-                          args.detector, args.threads, args.expressions)
+        samples = collect(
+            render_model,
+            args.faces,
+            args.seed,
+            args.image_size,
+            args.max_yaw,
+            args.detector,
+            args.threads,
+            args.expressions,
+        )
         if args.cache:
             np.savez_compressed(args.cache, **samples)
     n = len(samples["px_per_cm"])
-    print(f"{n} faces used ({samples['tried']} rendered: {samples['skipped']} turned too far or not neutral, "
-          f"{samples['missed']} missed by {samples['detector']})")
+    print(
+        f"{n} faces used ({samples['tried']} rendered: {samples['skipped']} turned too far or not neutral, "
+        f"{samples['missed']} missed by {samples['detector']})"
+    )
 
     cost = cost_matrix(samples)
     pick = lambda c: choose(c, arrays, ict, args.radius, args.min_facing, args.max_motion)  # noqa: E731
@@ -279,8 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     halves = [pick(cost_matrix(subset(samples, slice(i, None, 2)))) for i in (0, 1)]
     mean_shape = arrays["mean"].astype(np.float64)
     spread = [np.linalg.norm(mean_shape[h] - mean_shape[new], axis=1) for h in halves]
-    print(f"from half the faces: {min(int((h == new).sum()) for h in halves)}+ of 68 same vertex, "
-          f"largest shift {max(float(d.max()) for d in spread):.2f} cm")
+    print(
+        f"from half the faces: {min(int((h == new).sum()) for h in halves)}+ of 68 same vertex, "
+        f"largest shift {max(float(d.max()) for d in spread):.2f} cm"
+    )
     before, after = region_errors(samples, ict, ict), region_errors(samples, new, ict)
     print(f"detector vs ICT vertices    (% IOD): {format_regions(before)}")
     print(f"detector vs chosen vertices (% IOD): {format_regions(after)}")

@@ -44,9 +44,13 @@ def face_rotations(points3d: np.ndarray, template: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     model = FaceModel.load()
-    template = model.landmark_vertices(
-        model.vertices(torch.zeros(1, model.n_identity), torch.zeros(1, model.n_expression))
-    )[0].double().numpy()
+    template = (
+        model.landmark_vertices(
+            model.vertices(torch.zeros(1, model.n_identity), torch.zeros(1, model.n_expression))
+        )[0]
+        .double()
+        .numpy()
+    )
     names = (DATA / "filelist.txt").read_text().split()
     held_out = {p.name for p in DATA.glob("image*.jpg")}
     keep = np.array([n not in held_out for n in names])

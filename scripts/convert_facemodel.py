@@ -126,9 +126,7 @@ def triangulate_in_uv(uv_kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Delaunay in UV; drop triangles whose interior samples leave the chart (eyes, mouth)."""
     tris = Delaunay(uv_kept).simplices
     corners = uv_kept[tris]  # (F, 3, 2)
-    weights = np.array(
-        [[1, 1, 1], [2, 2, 1], [2, 1, 2], [1, 2, 2], [4, 1, 1], [1, 4, 1], [1, 1, 4]], float
-    )
+    weights = np.array([[1, 1, 1], [2, 2, 1], [2, 1, 2], [1, 2, 2], [4, 1, 1], [1, 4, 1], [1, 1, 4]], float)
     weights /= weights.sum(1, keepdims=True)
     samples = np.einsum("sk,fkc->fsc", weights, corners)
     keep = inside_chart(mask, samples).all(axis=1)

@@ -24,8 +24,8 @@ import torch
 
 from engine.camera import pixels_to_ndc
 from engine.crop import image_to_crop
-from engine.model.fit import fit_with_identity
 from engine.io.image import load_image
+from engine.model.fit import fit_with_identity
 from engine.reconstruct.reconstructor import CROP_SIZE, Reconstructor
 from engine.reconstruct.shots import shape_distance
 
@@ -71,7 +71,9 @@ def evaluate(data: Path, people: int, methods: list[str]) -> dict:
         found = [e for e in (_estimate(reconstructors, p) for p in photos) if e is not None]
         if len(found) >= 4:
             estimates[person] = found
-    rows = {m: {"single": [], "several": [], "spread_single_cm": [], "spread_several_cm": []} for m in methods}
+    rows = {
+        m: {"single": [], "several": [], "spread_single_cm": [], "spread_several_cm": []} for m in methods
+    }
     for found in estimates.values():
         for h, held in enumerate(found):
             others = [e for i, e in enumerate(found) if i != h]
@@ -80,10 +82,15 @@ def evaluate(data: Path, people: int, methods: list[str]) -> dict:
                 row = rows[m]
                 row["single"].append(np.mean([_error(model, held["landmarks"], o[m]) for o in others]))
                 row["several"].append(_error(model, held["landmarks"], mean))
-                row["spread_single_cm"].append(np.mean([shape_distance(model, o[m], held[m]) for o in others]))
+                row["spread_single_cm"].append(
+                    np.mean([shape_distance(model, o[m], held[m]) for o in others])
+                )
                 row["spread_several_cm"].append(shape_distance(model, mean, held[m]))
-    summary = {"people": len(estimates), "photos": sum(len(f) for f in estimates.values()),
-               "seconds": round(time.perf_counter() - started, 1)}
+    summary = {
+        "people": len(estimates),
+        "photos": sum(len(f) for f in estimates.values()),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     for m, row in rows.items():
         single, several = np.array(row["single"]), np.array(row["several"])
         summary[m] = {
@@ -98,7 +105,9 @@ def evaluate(data: Path, people: int, methods: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/lfw_people")
+    parser.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/lfw_people"
+    )
     parser.add_argument("--people", type=int, default=30)
     parser.add_argument("--methods", default="cest,fit")
     args = parser.parse_args()

@@ -46,13 +46,17 @@ def report(records: list[dict], fps: float, window_s: float = 2.0) -> dict:
     jitter = lambda x: float(np.sqrt((np.diff(x, axis=0) ** 2).mean()))  # noqa: E731
     rot_r, rot_s = np.degrees(raw.rotation[seen]), np.degrees(smoothed.rotation[seen])
     return {
-        "frames_with_face": int(seen.sum()), "fps": fps, "window_s": window_s,
-        "still_window_start_s": round(still / fps, 2), "fast_window_start_s": round(fast / fps, 2),
-        "jitter_raw": round(jitter(r[still:still + n]), 5), "jitter_smoothed": round(jitter(s[still:still + n]), 5),
-        "rotation_jitter_raw_deg": round(jitter(rot_r[still:still + n]), 4),
-        "rotation_jitter_smoothed_deg": round(jitter(rot_s[still:still + n]), 4),
-        "lag_fast_ms": _lag_ms(r[fast:fast + n], s[fast:fast + n], fps),
-        "lag_still_ms": _lag_ms(r[still:still + n], s[still:still + n], fps),
+        "frames_with_face": int(seen.sum()),
+        "fps": fps,
+        "window_s": window_s,
+        "still_window_start_s": round(still / fps, 2),
+        "fast_window_start_s": round(fast / fps, 2),
+        "jitter_raw": round(jitter(r[still : still + n]), 5),
+        "jitter_smoothed": round(jitter(s[still : still + n]), 5),
+        "rotation_jitter_raw_deg": round(jitter(rot_r[still : still + n]), 4),
+        "rotation_jitter_smoothed_deg": round(jitter(rot_s[still : still + n]), 4),
+        "lag_fast_ms": _lag_ms(r[fast : fast + n], s[fast : fast + n], fps),
+        "lag_still_ms": _lag_ms(r[still : still + n], s[still : still + n], fps),
     }
 
 

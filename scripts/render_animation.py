@@ -87,7 +87,9 @@ def main() -> None:
     parser.add_argument("glb")
     parser.add_argument("csv")
     parser.add_argument("png")
-    parser.add_argument("--fps", type=float, default=30.0, help="the video's frame rate (blendshapes.csv rows)")
+    parser.add_argument(
+        "--fps", type=float, default=30.0, help="the video's frame rate (blendshapes.csv rows)"
+    )
     args = parser.parse_args()
     render(args.glb, args.csv, args.png, args.fps)
 

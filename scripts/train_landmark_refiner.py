@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.io.annotations import find_annotated_images
 from engine.detect import MediaPipeDetector, as_rgb, flip_landmarks, mesh_to_ibug68
-from engine.evaluation.landmarks300w import match_face
-from engine.io.image import load_image
 from engine.detect.refine import LandmarkRefiner, fit_linear, fit_stage, mean_shape
+from engine.evaluation.landmarks300w import match_face
+from engine.io.annotations import find_annotated_images
+from engine.io.image import load_image
 from engine.resources import resources_root
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "landmarks300w"
@@ -64,15 +64,19 @@ def fit(data: dict[str, list], canvas: int, windows: list[int], seed: int = 0, l
     starts = np.array([refiner.initial(m) for m in meshes])
     images = list(data["image"]) * (1 + JITTERED_COPIES)
     targets = np.concatenate([truths] * (1 + JITTERED_COPIES))
-    points = np.concatenate([starts] + [np.array([jitter(p, t, rng) for p, t in zip(starts, truths)])
-                                        for _ in range(JITTERED_COPIES)])
+    points = np.concatenate(
+        [starts]
+        + [np.array([jitter(p, t, rng) for p, t in zip(starts, truths)]) for _ in range(JITTERED_COPIES)]
+    )
     for window, lam in ((w, LAMBDA) for w in windows):
         t0 = time.perf_counter()
         stage = fit_stage(images, points, targets, refiner.mean, window, lam)
         refiner.stages.append(stage)
         points = np.array([stage.apply(im, p, refiner.mean) for im, p in zip(images, points)])
-        log(f"  stage {window}px: train NME {nme(points, targets).mean() * 100:.2f}% "
-            f"({time.perf_counter() - t0:.0f} s)")
+        log(
+            f"  stage {window}px: train NME {nme(points, targets).mean() * 100:.2f}% "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
     return refiner
 
 
@@ -83,15 +87,23 @@ def measure(refiner: LandmarkRefiner, data: dict[str, list]) -> dict[str, float]
     t0 = time.perf_counter()
     full = np.array([refiner(im, m) for im, m in zip(data["image"], data["mesh"])])
     ms = (time.perf_counter() - t0) / len(full) * 1000
-    return {"index table": nme(table, truths).mean() * 100, "linear map": nme(linear, truths).mean() * 100,
-            "linear + cascade": nme(full, truths).mean() * 100, "ms per face": ms}
+    return {
+        "index table": nme(table, truths).mean() * 100,
+        "linear map": nme(linear, truths).mean() * 100,
+        "linear + cascade": nme(full, truths).mean() * 100,
+        "ms per face": ms,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--validate-only", action="store_true")
-    parser.add_argument("--fit-on", choices=("both", "helen_train", "afw"), default="both",
-                        help="the split(s) the saved refiner is fitted on (one split: for held-out figures)")
+    parser.add_argument(
+        "--fit-on",
+        choices=("both", "helen_train", "afw"),
+        default="both",
+        help="the split(s) the saved refiner is fitted on (one split: for held-out figures)",
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip the cross-split figures")
     parser.add_argument("--canvas", type=int, default=160, help="face canvas side (px)")
     parser.add_argument("--windows", default="32,24,16", help="HOG window per stage (px of the canvas)")

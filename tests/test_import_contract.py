@@ -52,7 +52,10 @@ def _run(code: str) -> dict:
 def test_engine_modules_never_load_qt_or_the_app():
     result = _run(IMPORT_ALL_ENGINE)
     assert len(result["imported"]) >= 20, result
-    assert "engine.reconstruct.editing" in result["imported"] and "engine.reconstruct.reconstructor" in result["imported"]
+    assert (
+        "engine.reconstruct.editing" in result["imported"]
+        and "engine.reconstruct.reconstructor" in result["imported"]
+    )
     assert result["forbidden_loaded"] == [], f"engine imports pulled in {result['forbidden_loaded']}"
 
 
@@ -67,7 +70,13 @@ def test_import_linter_contracts_are_kept():
     """pyproject.toml's import-linter contracts: engine forbids Qt and the app, and keeps its layers."""
     pytest.importorskip("importlinter")
     code = "import sys; from importlinter.cli import lint_imports_command; sys.argv = ['lint-imports']; lint_imports_command()"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert "0 broken" in out.stdout and "layers" in out.stdout

@@ -37,12 +37,25 @@ ICON_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 # Every suffix the engine opens, and the MIME type(s) a desktop gives such a file.
 SUFFIX_MIME = {
-    ".png": {"image/png"}, ".jpg": {"image/jpeg"}, ".jpeg": {"image/jpeg"}, ".bmp": {"image/bmp"},
-    ".tif": {"image/tiff"}, ".tiff": {"image/tiff"}, ".webp": {"image/webp"}, ".gif": {"image/gif"},
-    ".mp4": {"video/mp4"}, ".mov": {"video/quicktime"}, ".avi": {"video/x-msvideo"},
-    ".mkv": {"video/x-matroska"}, ".webm": {"video/webm"}, ".m4v": {"video/mp4", "video/x-m4v"},
-    ".mpg": {"video/mpeg"}, ".mpeg": {"video/mpeg"},
-    ".ppm": {"image/x-portable-pixmap"}, ".pgm": {"image/x-portable-graymap"}, ".pbm": {"image/x-portable-bitmap"},
+    ".png": {"image/png"},
+    ".jpg": {"image/jpeg"},
+    ".jpeg": {"image/jpeg"},
+    ".bmp": {"image/bmp"},
+    ".tif": {"image/tiff"},
+    ".tiff": {"image/tiff"},
+    ".webp": {"image/webp"},
+    ".gif": {"image/gif"},
+    ".mp4": {"video/mp4"},
+    ".mov": {"video/quicktime"},
+    ".avi": {"video/x-msvideo"},
+    ".mkv": {"video/x-matroska"},
+    ".webm": {"video/webm"},
+    ".m4v": {"video/mp4", "video/x-m4v"},
+    ".mpg": {"video/mpeg"},
+    ".mpeg": {"video/mpeg"},
+    ".ppm": {"image/x-portable-pixmap"},
+    ".pgm": {"image/x-portable-graymap"},
+    ".pbm": {"image/x-portable-bitmap"},
     ".pnm": {"image/x-portable-anymap"},
 }
 
@@ -67,8 +80,14 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 def run_install(home: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(["bash", str(INSTALL), *args], env=clean_env(home), capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        ["bash", str(INSTALL), *args],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -83,7 +102,7 @@ def program(tmp_path) -> Path:
     folder = tmp_path / "my apps" / "cest-studio"
     folder.mkdir(parents=True)
     exe = folder / "cest-studio"
-    exe.write_text("#!/bin/sh\necho cest-studio \"$@\"\n")
+    exe.write_text('#!/bin/sh\necho cest-studio "$@"\n')
     exe.chmod(0o755)
     return exe
 
@@ -119,8 +138,9 @@ def test_desktop_entry_mime_types_cover_what_the_engine_opens():
 
 @pytest.mark.skipif(shutil.which("desktop-file-validate") is None, reason="needs desktop-file-utils")
 def test_desktop_entry_validates():
-    result = subprocess.run(["desktop-file-validate", str(DESKTOP)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        ["desktop-file-validate", str(DESKTOP)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
@@ -141,8 +161,9 @@ def test_install_then_uninstall_leaves_nothing_behind(tmp_path, program):
         assert (data / "icons" / "hicolor" / f"{size}x{size}" / "apps" / "cest-studio.png").is_file()
     assert (data / "icons" / "hicolor" / "scalable" / "apps" / "cest-studio.svg").is_file()
     if shutil.which("desktop-file-validate"):
-        check = subprocess.run(["desktop-file-validate", str(desktop)], capture_output=True, text=True,
-                               check=False)
+        check = subprocess.run(
+            ["desktop-file-validate", str(desktop)], capture_output=True, text=True, check=False
+        )
         assert check.returncode == 0 and not check.stdout.strip(), check.stdout
     if shutil.which("update-desktop-database"):
         cache = (data / "applications" / "mimeinfo.cache").read_text()
@@ -173,12 +194,19 @@ def test_default_association_is_given_back_on_uninstall(tmp_path, program):
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
     mimeapps = home / ".config" / "mimeapps.list"
-    original = ("[Default Applications]\nimage/png=eog.desktop;\n\n"
-                "[Added Associations]\nimage/png=eog.desktop;gimp.desktop;\n")
+    original = (
+        "[Default Applications]\nimage/png=eog.desktop;\n\n"
+        "[Added Associations]\nimage/png=eog.desktop;gimp.desktop;\n"
+    )
     mimeapps.write_text(original)
     run_install(home, "--default", str(program))
-    query = subprocess.run(["xdg-mime", "query", "default", "video/mp4"], env=clean_env(home),
-                           capture_output=True, text=True, check=False)
+    query = subprocess.run(
+        ["xdg-mime", "query", "default", "video/mp4"],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert query.stdout.strip() == "cest-studio.desktop"
     assert "image/png=cest-studio.desktop" in mimeapps.read_text()
     run_install(home, "--uninstall")
@@ -199,8 +227,13 @@ def test_default_association_in_an_empty_home_is_removed_entirely(tmp_path, prog
 def test_install_refuses_a_missing_program(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    result = subprocess.run(["bash", str(INSTALL), str(tmp_path / "nope")], env=clean_env(home),
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["bash", str(INSTALL), str(tmp_path / "nope")],
+        env=clean_env(home),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode != 0 and "not an executable" in result.stderr
     assert tree(home) == []
 
@@ -237,8 +270,9 @@ class _Recorder:
         self.kind = kind
 
     def __call__(self, *args, **kwargs):
-        obj = types.SimpleNamespace(args=args, kwargs=kwargs, binaries=[],
-                                    datas=list(kwargs.get("datas", [])))
+        obj = types.SimpleNamespace(
+            args=args, kwargs=kwargs, binaries=[], datas=list(kwargs.get("datas", []))
+        )
         if self.kind == "Analysis":
             obj.binaries = [(dest, "/src/" + dest, "BINARY") for dest in _SAMPLE_BINARIES]
             obj.datas = [(dest, src, "DATA") for src, dest in obj.datas]
@@ -248,10 +282,16 @@ class _Recorder:
 
 
 _SAMPLE_BINARIES = [
-    "torch/lib/libtorch_cpu.so", "torch/lib/libtorchbind_test.so", "torch/bin/torch_shm_manager",
-    "torch/bin/protoc", "nvidia/cublas/lib/libcublas.so.12", "PySide6/Qt/plugins/platforms/libqxcb.so",
-    "PySide6/Qt/plugins/platforms/libqwayland-egl.so", "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
-    "PySide6/Qt/plugins/imageformats/libqjpeg.so", "PySide6/Qt/plugins/imageformats/libqpdf.so",
+    "torch/lib/libtorch_cpu.so",
+    "torch/lib/libtorchbind_test.so",
+    "torch/bin/torch_shm_manager",
+    "torch/bin/protoc",
+    "nvidia/cublas/lib/libcublas.so.12",
+    "PySide6/Qt/plugins/platforms/libqxcb.so",
+    "PySide6/Qt/plugins/platforms/libqwayland-egl.so",
+    "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
+    "PySide6/Qt/plugins/imageformats/libqjpeg.so",
+    "PySide6/Qt/plugins/imageformats/libqpdf.so",
     "vtkmodules/libvtkRenderingOpenGL2-9.7.so",
 ]
 
@@ -274,11 +314,20 @@ def test_spec_parses_and_selects_the_right_files(monkeypatch):
     analysis = _Recorder.calls["Analysis"]
     assert analysis.args[0] == [str(PACKAGING / "entry.py")] and (PACKAGING / "entry.py").is_file()
     excludes = set(analysis.kwargs["excludes"])
-    assert {"PySide6.QtWebEngineCore", "PySide6.Qt3DCore", "PySide6.QtQuick", "PySide6.QtMultimedia",
-            "tkinter", "pytest"} <= excludes
+    assert {
+        "PySide6.QtWebEngineCore",
+        "PySide6.Qt3DCore",
+        "PySide6.QtQuick",
+        "PySide6.QtMultimedia",
+        "tkinter",
+        "pytest",
+    } <= excludes
     hidden = set(analysis.kwargs["hiddenimports"])
-    assert {"vtkmodules.vtkRenderingOpenGL2", "vtkmodules.vtkInteractionStyle",
-            "torch.utils.tensorboard"} <= hidden
+    assert {
+        "vtkmodules.vtkRenderingOpenGL2",
+        "vtkmodules.vtkInteractionStyle",
+        "torch.utils.tensorboard",
+    } <= hidden
     shipped = {dest for dest, *_ in analysis.datas}
     for resource in ("resources/facemodel", "resources/detect", "resources/samples", "resources/icons"):
         assert resource in shipped, resource
@@ -286,10 +335,13 @@ def test_spec_parses_and_selects_the_right_files(monkeypatch):
     if (ROOT / "resources" / "weights" / "cest_default.safetensors").exists():
         assert "resources/weights" in shipped
     binaries = {dest for dest, *_ in analysis.binaries}
-    assert binaries == {"torch/lib/libtorch_cpu.so", "torch/bin/torch_shm_manager",
-                        "PySide6/Qt/plugins/platforms/libqxcb.so",
-                        "PySide6/Qt/plugins/imageformats/libqjpeg.so",
-                        "vtkmodules/libvtkRenderingOpenGL2-9.7.so"}
+    assert binaries == {
+        "torch/lib/libtorch_cpu.so",
+        "torch/bin/torch_shm_manager",
+        "PySide6/Qt/plugins/platforms/libqxcb.so",
+        "PySide6/Qt/plugins/imageformats/libqjpeg.so",
+        "vtkmodules/libvtkRenderingOpenGL2-9.7.so",
+    }
     assert _Recorder.calls["EXE"].kwargs["name"] == "cest-studio"
     assert _Recorder.calls["COLLECT"].kwargs["name"] == "cest-studio"
 
@@ -360,8 +412,9 @@ def test_selftest_checks_catch_broken_files(tmp_path):
     (tmp_path / "a.glb").write_bytes(b"glTF" + b"\x02\x00\x00\x00" + b"\xff\x00\x00\x00" + b"\x00" * 12)
     with pytest.raises(SelftestError, match="length"):
         verify_glb(tmp_path / "a.glb", 10)
-    (tmp_path / "a.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 3\n"
-                                     b"element face 1\nend_header\n")
+    (tmp_path / "a.ply").write_bytes(
+        b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nelement face 1\nend_header\n"
+    )
     with pytest.raises(SelftestError, match="expected 10"):
         verify_ply(tmp_path / "a.ply", 10, 1)
     (tmp_path / "a.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
@@ -401,8 +454,10 @@ def _xvfb(cmd: list[str]) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("CEST_BUILD_BUNDLE") != "1",
-                    reason="builds the PyInstaller bundle (10-30 min): set CEST_BUILD_BUNDLE=1")
+@pytest.mark.skipif(
+    os.environ.get("CEST_BUILD_BUNDLE") != "1",
+    reason="builds the PyInstaller bundle (10-30 min): set CEST_BUILD_BUNDLE=1",
+)
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="needs xvfb-run (apt-get install xvfb xauth)")
 def test_bundle_builds_and_passes_its_selftest_under_xvfb(tmp_path):
     if os.environ.get("CEST_BUNDLE_DIR"):
@@ -410,9 +465,14 @@ def test_bundle_builds_and_passes_its_selftest_under_xvfb(tmp_path):
     else:
         dist = tmp_path / "dist"
         start = time.perf_counter()
-        build = subprocess.run(["bash", str(PACKAGING / "build.sh"), str(dist)], capture_output=True,
-                               text=True, env={**os.environ, "CEST_SKIP_SELFTEST": "1"}, timeout=5400,
-                               check=False)
+        build = subprocess.run(
+            ["bash", str(PACKAGING / "build.sh"), str(dist)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "CEST_SKIP_SELFTEST": "1"},
+            timeout=5400,
+            check=False,
+        )
         assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
         print(f"\nbuilt in {time.perf_counter() - start:.0f} s")
         bundle = dist / "cest-studio"
@@ -427,8 +487,14 @@ def test_bundle_builds_and_passes_its_selftest_under_xvfb(tmp_path):
 
     env = _bundle_env(tmp_path)
     start = time.perf_counter()
-    run = subprocess.run(_xvfb([str(exe), "--selftest", "--gui"]), env=env, capture_output=True, text=True,
-                         timeout=900, check=False)
+    run = subprocess.run(
+        _xvfb([str(exe), "--selftest", "--gui"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     lines = [line for line in run.stdout.splitlines() if line.startswith("selftest")]
     print(f"selftest --gui: {elapsed:.1f} s: {lines}")
@@ -436,8 +502,14 @@ def test_bundle_builds_and_passes_its_selftest_under_xvfb(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("selftest ok:"), run.stdout
     assert "detector mediapipe-tflite" in lines[0]  # the bundled LiteRT runtime works, no Haar fallback
 
-    show = subprocess.run(_xvfb([str(exe), "--exit-after-show"]), env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    show = subprocess.run(
+        _xvfb([str(exe), "--exit-after-show"]),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert show.returncode == 0 and "window shown in" in show.stdout, show.stdout + show.stderr
     print(show.stdout.strip())
 
@@ -450,16 +522,36 @@ def test_bundle_builds_and_passes_its_selftest_under_xvfb(tmp_path):
     clip, image = tmp_path / "clip.mp4", load_image(ROOT / "resources" / "samples" / "astronaut.png")
     with VideoWriter(clip, 10) as writer:
         for i in range(4):
-            writer.write(np.ascontiguousarray(image[10 + 3 * i:298 + 3 * i, 60 + 6 * i:348 + 6 * i]))
-    video = subprocess.run([str(exe), "-m", "cest_studio.video_job", str(clip), str(tmp_path / "video")],
-                           env=env, capture_output=True, text=True, timeout=900, check=False)
+            writer.write(np.ascontiguousarray(image[10 + 3 * i : 298 + 3 * i, 60 + 6 * i : 348 + 6 * i]))
+    video = subprocess.run(
+        [str(exe), "-m", "cest_studio.video_job", str(clip), str(tmp_path / "video")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert video.returncode == 0, video.stdout[-3000:] + video.stderr[-3000:]
     assert '@cest {"done"' in video.stdout and (tmp_path / "video" / "frames.jsonl").is_file()
 
     # the Train tab's child process: the bundle's own executable with -m engine.train
     out = tmp_path / "run"
-    train = subprocess.run([str(exe), "-m", "engine.train", str(ROOT / "configs" / "smoke.yaml"),
-                            "--out", str(out), "--steps", "2"],
-                           env=env, capture_output=True, text=True, timeout=900, check=False)
+    train = subprocess.run(
+        [
+            str(exe),
+            "-m",
+            "engine.train",
+            str(ROOT / "configs" / "smoke.yaml"),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
     assert (out / "weights.safetensors").is_file() and list((out / "tb").iterdir())

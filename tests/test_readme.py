@@ -9,7 +9,9 @@ from tests.conftest import ROOT
 
 def _packages(text: str) -> set[str]:
     line = next(ln for ln in text.replace("\\\n", " ").splitlines() if "apt-get install" in ln)
-    return {w for w in line.split("apt-get install", 1)[1].split() if not w.startswith("-") and w != ">/dev/null"}
+    return {
+        w for w in line.split("apt-get install", 1)[1].split() if not w.startswith("-") and w != ">/dev/null"
+    }
 
 
 def test_one_apt_get_command_installs_what_ci_installs():

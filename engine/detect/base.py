@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -18,7 +19,9 @@ class Face:
     box: np.ndarray
     landmarks: np.ndarray
     score: float
-    mesh: np.ndarray | None = None  # (468, 3) Face Mesh points (pixels; depth in pixels) if the backend has them
+    mesh: np.ndarray | None = (
+        None  # (468, 3) Face Mesh points (pixels; depth in pixels) if the backend has them
+    )
 
 
 class NoFaceError(ValueError):

@@ -86,7 +86,10 @@ def _tiles(shape: tuple[int, ...], n: int) -> list[tuple[int, int, int]]:
 
 def _known(box: np.ndarray, faces: list[Face]) -> bool:
     """Whether ``box`` overlaps a face found already (a coarser tile level found it)."""
-    return bool(faces) and float(_iou(np.asarray(box, np.float32), np.stack([f.box for f in faces])).max()) > _NMS_IOU
+    return (
+        bool(faces)
+        and float(_iou(np.asarray(box, np.float32), np.stack([f.box for f in faces])).max()) > _NMS_IOU
+    )
 
 
 def _letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, np.ndarray]:

@@ -75,7 +75,9 @@ def canvas_gray(image: np.ndarray, to_canvas: np.ndarray, pad: int, canvas: int)
     shifted = to_canvas.copy()
     shifted[:, 2] += pad
     side = canvas + 2 * pad
-    warped = cv2.warpAffine(image, shifted, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped = cv2.warpAffine(
+        image, shifted, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     return cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY) if warped.ndim == 3 else warped
 
 
@@ -139,8 +141,12 @@ class LandmarkRefiner:
         with np.load(path) as z:
             n = sum(1 for k in z.files if k.endswith("_window"))
             stages = [
-                Stage(int(z[f"s{i}_window"]), z[f"s{i}_mean_feature"], z[f"s{i}_weights"].astype(np.float32),
-                      z[f"s{i}_bias"])
+                Stage(
+                    int(z[f"s{i}_window"]),
+                    z[f"s{i}_mean_feature"],
+                    z[f"s{i}_weights"].astype(np.float32),
+                    z[f"s{i}_bias"],
+                )
                 for i in range(n)
             ]
             return cls(z["linear"].astype(np.float64), z["mean"].astype(np.float64), stages)

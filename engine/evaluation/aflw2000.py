@@ -145,7 +145,9 @@ def _reconstructors(methods: list[str], weights: dict, device: str, detector: st
         if not path.is_file():
             skipped[name] = f"no weights at {path}"
             continue
-        recons[name] = Reconstructor(method="cest", weights=path, device=device, detector=detector, detail=False)
+        recons[name] = Reconstructor(
+            method="cest", weights=path, device=device, detector=detector, detail=False
+        )
     return recons, skipped
 
 
@@ -172,9 +174,16 @@ def _one_face(face: Aflw2000Face, det, recons: dict) -> dict:
     return row
 
 
-def evaluate_aflw2000(folder: Path, methods: list[str] | None = None, weights: dict | None = None,
-                      gt_dir: Path | None = None, points: str = "original", detector: str = "auto",
-                      device: str = "cpu", progress: bool = True) -> dict:
+def evaluate_aflw2000(
+    folder: Path,
+    methods: list[str] | None = None,
+    weights: dict | None = None,
+    gt_dir: Path | None = None,
+    points: str = "original",
+    detector: str = "auto",
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
     """Both protocols on a folder of AFLW2000-3D images; per-image rows included."""
     import time
 
@@ -186,27 +195,43 @@ def evaluate_aflw2000(folder: Path, methods: list[str] | None = None, weights: d
     started = time.perf_counter()
     faces = find_faces(folder, gt_dir, points)
     if not faces:
-        raise FileNotFoundError(f"{folder}: no AFLW2000-3D images with a ground truth (.mat beside "
-                                "them, or 3DDFA's filelist.txt + .npy arrays; see --aflw-gt)")
+        raise FileNotFoundError(
+            f"{folder}: no AFLW2000-3D images with a ground truth (.mat beside "
+            "them, or 3DDFA's filelist.txt + .npy arrays; see --aflw-gt)"
+        )
     det = detector if hasattr(detector, "detect") else create_detector(detector)
     recons, skipped = _reconstructors(methods or ["fit", "cest"], weights or {}, device, det)
-    rows = [_one_face(f, det, recons) for f in tqdm(faces, desc="AFLW2000-3D", unit="face", disable=not progress)]
+    rows = [
+        _one_face(f, det, recons) for f in tqdm(faces, desc="AFLW2000-3D", unit="face", disable=not progress)
+    ]
     found = [(f, r) for f, r in zip(faces, rows) if r["detected"]]
     names = ["detector", *recons]
     nme = {}
     for name in names:
         values = np.array([box_nme(np.array(r["points"][name]), f.points) for f, r in found])
-        for (f, r), v in zip(found, values):
+        for (_f, r), v in zip(found, values):
             r.setdefault("nme_box", {})[name] = float(v)
         nme[name] = yaw_binned(values, np.array([f.pose_deg[1] for f, _ in found]))
-    pose = {name: pose_errors(np.array([r["pose_deg"][name] for _, r in found]).reshape(-1, 3),
-                              np.array([f.pose_deg for f, _ in found]).reshape(-1, 3)) for name in recons}
+    pose = {
+        name: pose_errors(
+            np.array([r["pose_deg"][name] for _, r in found]).reshape(-1, 3),
+            np.array([f.pose_deg for f, _ in found]).reshape(-1, 3),
+        )
+        for name in recons
+    }
     return {
-        "benchmark": "aflw2000-3d", "folder": str(folder), "faces": len(faces), "detected": len(found),
+        "benchmark": "aflw2000-3d",
+        "folder": str(folder),
+        "faces": len(faces),
+        "detected": len(found),
         "ground_truth": sorted({f.extra["source"] for f in faces}),
         "detector": getattr(det, "name", type(det).__name__),
-        "nme_box_percent": nme, "pose_mae_deg": pose, "skipped": skipped,
-        "machine": machine_info(), "seconds": time.perf_counter() - started, "per_image": rows,
+        "nme_box_percent": nme,
+        "pose_mae_deg": pose,
+        "skipped": skipped,
+        "machine": machine_info(),
+        "seconds": time.perf_counter() - started,
+        "per_image": rows,
     }
 
 
@@ -237,12 +262,20 @@ def aflw2000_markdown(results: dict) -> str:
         label = name if name == "detector" else f"{name} (reprojected)"
         bins = [f"{_cell(s[f'[{lo:g},{hi:g}]'])} (n={s[f'n[{lo:g},{hi:g}]']})" for lo, hi in YAW_BINS]
         lines.append(f"| {label} | {' | '.join(bins)} | {_cell(s['mean_of_bins'])} | {_cell(s['all'])} |")
-    lines += ["", f"Published: {PUBLISHED['nme']}.", "",
-              "Head pose MAE (degrees), FSA-Net protocol (|angles| <= 99):", "",
-              "| method | yaw | pitch | roll | mean | n |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Published: {PUBLISHED['nme']}.",
+        "",
+        "Head pose MAE (degrees), FSA-Net protocol (|angles| <= 99):",
+        "",
+        "| method | yaw | pitch | roll | mean | n |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, p in results["pose_mae_deg"].items():
-        lines.append(f"| {name} | {_cell(p['yaw'])} | {_cell(p['pitch'])} | {_cell(p['roll'])} | "
-                     f"{_cell(p['mean'])} | {p['n']} |")
+        lines.append(
+            f"| {name} | {_cell(p['yaw'])} | {_cell(p['pitch'])} | {_cell(p['roll'])} | "
+            f"{_cell(p['mean'])} | {p['n']} |"
+        )
     if any(p["angles_with_ground_truth"] < 3 for p in results["pose_mae_deg"].values()):
         lines.append("\nPitch and roll need the dataset's .mat files (3DDFA's arrays hold yaw only).")
     lines += ["", f"Published: {PUBLISHED['pose']}."]

@@ -66,8 +66,9 @@ def _detector(args):
 def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
     from engine.evaluation.same_person import evaluate_same_person, same_person_markdown
 
-    results = evaluate_same_person(args.same_person, methods, weights, args.device, progress=progress,
-                                   pattern=args.people)
+    results = evaluate_same_person(
+        args.same_person, methods, weights, args.device, progress=progress, pattern=args.people
+    )
     (out / "same_person.json").write_text(json.dumps(results, indent=1) + "\n")
     text = same_person_markdown(results)
     (out / "same_person.md").write_text(text)
@@ -79,13 +80,25 @@ def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
 def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
     from engine.evaluation.aflw2000 import aflw2000_markdown, evaluate_aflw2000
 
-    results = evaluate_aflw2000(args.aflw2000, methods, weights, args.aflw_gt, args.aflw_points,
-                                _detector(args), args.device, progress)
+    results = evaluate_aflw2000(
+        args.aflw2000,
+        methods,
+        weights,
+        args.aflw_gt,
+        args.aflw_points,
+        _detector(args),
+        args.device,
+        progress,
+    )
     (out / "aflw2000.json").write_text(json.dumps(results, indent=1) + "\n")
     text = aflw2000_markdown(results)
     (out / "aflw2000.md").write_text(text)
     print(text)
-    print(json.dumps({k: results[k] for k in ("benchmark", "faces", "detected", "nme_box_percent", "pose_mae_deg")}))
+    print(
+        json.dumps(
+            {k: results[k] for k in ("benchmark", "faces", "detected", "nme_box_percent", "pose_mae_deg")}
+        )
+    )
     return 0
 
 
@@ -115,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="one folder per person with several photos: within/between-person shape and albedo distance",
     )
-    p.add_argument("--people", default="*", help="with --same-person: glob of the person folders (e.g. '[S-Z]*')")
+    p.add_argument(
+        "--people", default="*", help="with --same-person: glob of the person folders (e.g. '[S-Z]*')"
+    )
     p.add_argument("--aflw-gt", type=Path, help="folder of 3DDFA's AFLW2000-3D arrays (default: DIR)")
     p.add_argument(
         "--aflw-points",
@@ -147,8 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--supersample", type=int, default=1, help="anti-aliasing of the synthetic images")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--detector", default="auto", help="detector backend (engine.detect)")
-    p.add_argument("--refiner", type=Path, default=None,
-                   help="with --landmarks/--aflw2000: another landmark refiner file for the default detector")
+    p.add_argument(
+        "--refiner",
+        type=Path,
+        default=None,
+        help="with --landmarks/--aflw2000: another landmark refiner file for the default detector",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
@@ -181,8 +200,16 @@ def main(argv: list[str] | None = None) -> int:
         text = landmarks_markdown(results)
         (out / "landmarks_nme.md").write_text(text)
         print(text)
-        print(json.dumps({"benchmark": "landmarks", "faces": results["faces"], "detected": results["detected"],
-                          "figures_300w": results["figures_300w"]}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "landmarks",
+                    "faces": results["faces"],
+                    "detected": results["detected"],
+                    "figures_300w": results["figures_300w"],
+                }
+            )
+        )
         return 0
     if args.synthetic <= 0:
         print("error: --synthetic needs N > 0", file=sys.stderr)

@@ -61,8 +61,9 @@ def evaluate_landmarks(
         if not path.is_file():
             skipped[name] = f"no weights at {path}"
             continue
-        recons[name] = Reconstructor(method="cest", weights=path, device=device, detector=det,
-                                        detail=False)  # the networks themselves, not the display texture
+        recons[name] = Reconstructor(
+            method="cest", weights=path, device=device, detector=det, detail=False
+        )  # the networks themselves, not the display texture
     rows = []
     for ann in tqdm(faces, desc="annotated faces", unit="face", disable=not progress):
         truth = np.asarray(ann.points, np.float64)
@@ -96,8 +97,10 @@ def evaluate_landmarks(
     names = ["detector", *recons]
     summary = {n: summarise(np.array([r["nme"][n] * 100 for r in rows if n in r["nme"]])) for n in names}
     standard = {
-        n: landmark_figures(np.array([r["nme"][n] for r in rows if n in r["nme"]]),
-                            np.array([r["nme_inner51"][n] for r in rows if n in r["nme"]]))
+        n: landmark_figures(
+            np.array([r["nme"][n] for r in rows if n in r["nme"]]),
+            np.array([r["nme_inner51"][n] for r in rows if n in r["nme"]]),
+        )
         for n in names
     }
     return {
@@ -143,8 +146,10 @@ def landmarks_markdown(results: dict) -> str:
         if s["nme"] is None:
             lines.append(f"| {label} | n/a | n/a | n/a | n/a | n/a | 0 |")
         else:
-            lines.append(f"| {label} | {s['nme']:.2f} | {s['nme_median']:.2f} | {s['nme_inner51']:.2f} | "
-                         f"{s['failure_rate_8']:.1f}% | {s['auc_8']:.3f} | {s['n']} |")
+            lines.append(
+                f"| {label} | {s['nme']:.2f} | {s['nme_median']:.2f} | {s['nme_inner51']:.2f} | "
+                f"{s['failure_rate_8']:.1f}% | {s['auc_8']:.3f} | {s['n']} |"
+            )
     for name, why in results["skipped"].items():
         lines.append(f"| {name} | skipped: {why} | | |")
     return "\n".join(lines) + "\n"

@@ -43,15 +43,23 @@ def _per_photo(recon, image_path: Path, chart: torch.Tensor):
 
     rec = recon.reconstruct(load_image(image_path))
     p = rec.params
-    neutral = recon.model.vertices(p.identity.to(recon.device), torch.zeros_like(p.expression).to(recon.device))
+    neutral = recon.model.vertices(
+        p.identity.to(recon.device), torch.zeros_like(p.expression).to(recon.device)
+    )
     albedo = p.albedo[0].cpu() * chart
     albedo = albedo / albedo.sum().clamp_min(1e-6) * chart.sum() * 3 * 0.5  # same mean (0.5) per map
     return neutral[0].cpu().numpy(), albedo.numpy()
 
 
-def evaluate_same_person(root: Path, methods: list[str] | None = None, weights: dict | None = None,
-                         device: str = "cpu", max_photos: int = 12, progress: bool = True,
-                         pattern: str = "*") -> dict:
+def evaluate_same_person(
+    root: Path,
+    methods: list[str] | None = None,
+    weights: dict | None = None,
+    device: str = "cpu",
+    max_photos: int = 12,
+    progress: bool = True,
+    pattern: str = "*",
+) -> dict:
     from tqdm import tqdm
 
     from engine.evaluation.aflw2000 import _reconstructors
@@ -76,28 +84,44 @@ def evaluate_same_person(root: Path, methods: list[str] | None = None, weights: 
                     failed += 1
                     continue
                 if albedo.shape[-1] != chart.shape[-1]:
-                    albedo = torch.nn.functional.interpolate(torch.from_numpy(albedo)[None], size=chart.shape[-2:],
-                                                             mode="area")[0].numpy()
+                    albedo = torch.nn.functional.interpolate(
+                        torch.from_numpy(albedo)[None], size=chart.shape[-2:], mode="area"
+                    )[0].numpy()
                 shapes.append(shape)
                 albedos.append(albedo)
                 labels.append(label)
         labels_arr = np.array(labels)
         results[name] = {
-            "photos": len(labels), "failed": failed,
+            "photos": len(labels),
+            "failed": failed,
             "shape_cm": within_between(np.array(shapes), labels_arr),
             "albedo": within_between(np.array(albedos), labels_arr),
         }
-    return {"benchmark": "same-person", "folder": str(root), "pattern": pattern, "people": len(folders), "methods": results,
-            "skipped": skipped, "machine": machine_info(), "seconds": time.perf_counter() - started}
+    return {
+        "benchmark": "same-person",
+        "folder": str(root),
+        "pattern": pattern,
+        "people": len(folders),
+        "methods": results,
+        "skipped": skipped,
+        "machine": machine_info(),
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def same_person_markdown(results: dict) -> str:
-    lines = [f"# Same person, several photos: {results['people']} people ({results['folder']})", "",
-             "Within-person / between-person distance (lower is better; 1.0 = knows nothing of identity).", "",
-             "| method | photos | shape ratio | shape within / between (cm) | albedo ratio | albedo within / between |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Same person, several photos: {results['people']} people ({results['folder']})",
+        "",
+        "Within-person / between-person distance (lower is better; 1.0 = knows nothing of identity).",
+        "",
+        "| method | photos | shape ratio | shape within / between (cm) | albedo ratio | albedo within / between |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in results["methods"].items():
         s, a = r["shape_cm"], r["albedo"]
-        lines.append(f"| {name} | {r['photos']} | {s['ratio']:.3f} | {s['within']:.3f} / {s['between']:.3f} | "
-                     f"{a['ratio']:.3f} | {a['within']:.4f} / {a['between']:.4f} |")
+        lines.append(
+            f"| {name} | {r['photos']} | {s['ratio']:.3f} | {s['within']:.3f} / {s['between']:.3f} | "
+            f"{a['ratio']:.3f} | {a['within']:.4f} / {a['between']:.4f} |"
+        )
     return "\n".join(lines) + "\n"

@@ -61,8 +61,12 @@ class _Builder:
         component = UINT32 if array.dtype.kind in "ui" else FLOAT
         array = np.ascontiguousarray(array, np.uint32 if component == UINT32 else np.float32)
         rows = array.reshape(len(array), -1)
-        accessor = {"bufferView": self.view(array.tobytes(), target), "componentType": component,
-                    "count": len(rows), "type": kind}
+        accessor = {
+            "bufferView": self.view(array.tobytes(), target),
+            "componentType": component,
+            "count": len(rows),
+            "type": kind,
+        }
         if bounds:
             accessor["min"], accessor["max"] = rows.min(0).tolist(), rows.max(0).tolist()
         self.accessors.append(accessor)
@@ -92,11 +96,18 @@ def _mesh(b: _Builder, head: HeadAnimation) -> dict:
         "TEXCOORD_0": b.accessor(uv, "VEC2", ARRAY_BUFFER),
     }
     targets = [{"POSITION": b.accessor(t, "VEC3", ARRAY_BUFFER, bounds=True)} for t in head.targets]
-    primitive = {"attributes": attributes, "indices": b.accessor(head.faces.reshape(-1), "SCALAR",
-                                                                 ELEMENT_ARRAY_BUFFER),
-                 "material": 0, "targets": targets}
-    return {"name": "face", "primitives": [primitive], "weights": [0.0] * len(targets),
-            "extras": {"targetNames": list(head.target_names)}}
+    primitive = {
+        "attributes": attributes,
+        "indices": b.accessor(head.faces.reshape(-1), "SCALAR", ELEMENT_ARRAY_BUFFER),
+        "material": 0,
+        "targets": targets,
+    }
+    return {
+        "name": "face",
+        "primitives": [primitive],
+        "weights": [0.0] * len(targets),
+        "extras": {"targetNames": list(head.target_names)},
+    }
 
 
 def _animation(b: _Builder, head: HeadAnimation) -> dict:
@@ -118,22 +129,34 @@ def glb_bytes(head: HeadAnimation) -> bytes:
     animation = _animation(b, head)
     document = {
         "asset": {"version": "2.0", "generator": "CEST Studio"},
-        "scene": 0, "scenes": [{"nodes": [0]}],
+        "scene": 0,
+        "scenes": [{"nodes": [0]}],
         "nodes": [{"name": "head", "mesh": 0}],
         "meshes": [mesh],
-        "materials": [{"name": "face_albedo", "pbrMetallicRoughness": {
-            "baseColorTexture": {"index": 0}, "metallicFactor": 0.0, "roughnessFactor": 0.9}}],
+        "materials": [
+            {
+                "name": "face_albedo",
+                "pbrMetallicRoughness": {
+                    "baseColorTexture": {"index": 0},
+                    "metallicFactor": 0.0,
+                    "roughnessFactor": 0.9,
+                },
+            }
+        ],
         "textures": [{"source": 0, "sampler": 0}],
         "samplers": [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}],
         "images": [{"bufferView": image_view, "mimeType": "image/png"}],
         "animations": [animation],
-        "accessors": b.accessors, "bufferViews": b.views,
+        "accessors": b.accessors,
+        "bufferViews": b.views,
         "buffers": [{"byteLength": len(b.blob)}],
     }
     text = json.dumps(document, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 4)
     blob = bytes(b.blob) + b"\0" * (-len(b.blob) % 4)
-    chunks = struct.pack("<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(blob), 0x004E4942) + blob
+    chunks = (
+        struct.pack("<II", len(text), 0x4E4F534A) + text + struct.pack("<II", len(blob), 0x004E4942) + blob
+    )
     return struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks
 
 

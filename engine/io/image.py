@@ -15,8 +15,18 @@ MAX_PIXELS = 40_000 * 40_000  # decoding is cheap with draft/reduce; beyond this
 # 1.3 GB as RGB. A 20,000 x 20,000 PNG still loads; a small file claiming more is refused undecoded.
 MAX_DECODE_PIXELS = 21_000 * 21_000
 # What a damaged or hostile file can make Pillow raise besides OSError (fuzzing finds these).
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, KeyError, TypeError,
-                  ZeroDivisionError, MemoryError)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    MemoryError,
+)
 WORKING_SIDE = 2048  # images are downscaled to this long side after decoding
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -36,8 +46,10 @@ def load_image(path: str | Path, max_side: int = WORKING_SIDE) -> np.ndarray:
             img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced size directly
             width, height = img.size
             if width * height > MAX_DECODE_PIXELS:
-                raise ImageReadError(f"{path}: too large to decode ({width} x {height} pixels; "
-                                     f"the limit is {MAX_DECODE_PIXELS / 1e6:.0f} megapixels)")
+                raise ImageReadError(
+                    f"{path}: too large to decode ({width} x {height} pixels; "
+                    f"the limit is {MAX_DECODE_PIXELS / 1e6:.0f} megapixels)"
+                )
             img = ImageOps.exif_transpose(img)
             if max(img.size) > max_side:
                 img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)

@@ -29,8 +29,11 @@ class MeshData:
 
     def trimesh(self) -> trimesh.Trimesh:
         material = trimesh.visual.material.SimpleMaterial(
-            image=Image.fromarray(self.texture), name="face_albedo",
-            diffuse=(255, 255, 255, 255), ambient=(255, 255, 255, 255), specular=(0, 0, 0, 255),
+            image=Image.fromarray(self.texture),
+            name="face_albedo",
+            diffuse=(255, 255, 255, 255),
+            ambient=(255, 255, 255, 255),
+            specular=(0, 0, 0, 255),
         )
         mesh = trimesh.Trimesh(self.vertices, self.faces, process=False)
         mesh.visual = trimesh.visual.TextureVisuals(uv=self.uvs, material=material)
@@ -50,8 +53,9 @@ def write_obj(mesh: MeshData, path: str | Path) -> list[Path]:
     path = Path(path)
     tm = mesh.trimesh()
     tm.visual.material.name = f"{path.stem}_albedo"
-    text, files = export_obj(tm, include_texture=True, include_normals=True,
-                             mtl_name=f"{path.stem}.mtl", return_texture=True)
+    text, files = export_obj(
+        tm, include_texture=True, include_normals=True, mtl_name=f"{path.stem}.mtl", return_texture=True
+    )
     written = []
     for name, data in files.items():
         atomic.write_bytes(path.parent / name, data)
@@ -96,8 +100,9 @@ def to_json(data, **options) -> str:
     try:
         return json.dumps(data, allow_nan=False, **options)
     except ValueError as err:
-        raise CestError(f"the result holds values that are not numbers (NaN or infinity) and was not "
-                        f"written ({err})") from err
+        raise CestError(
+            f"the result holds values that are not numbers (NaN or infinity) and was not written ({err})"
+        ) from err
 
 
 def write_json(data, path: str | Path) -> Path:

@@ -56,8 +56,10 @@ def folder_problem(folder: str | Path, resume: bool, overwrite: bool = False) ->
     if resume and not (folder / RUN_FILES[0]).exists():
         return f"nothing to resume: no {RUN_FILES[0]} in {folder}"
     if not resume and not overwrite and holds_run(folder):
-        return (f"{folder} already holds a training run: continue it (--resume; Resume in the app), "
-                f"replace it (--overwrite) or choose another run folder")
+        return (
+            f"{folder} already holds a training run: continue it (--resume; Resume in the app), "
+            f"replace it (--overwrite) or choose another run folder"
+        )
     return None
 
 
@@ -79,7 +81,11 @@ def clear_run(folder: str | Path) -> None:
 
 def describe(holder: dict) -> str:
     started = holder.get("started")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, (int, float)) else "?"
+    when = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        if isinstance(started, (int, float))
+        else "?"
+    )
     return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {when}"
 
 
@@ -140,8 +146,10 @@ class RunLock:
                     continue  # released meanwhile
                 if _mine(holder):
                     return  # this process holds it already (train() around Trainer.run)
-                raise RunFolderError(f"{self.path.parent} is in use by another training run "
-                                     f"({describe(holder)}); wait for it or stop it") from None
+                raise RunFolderError(
+                    f"{self.path.parent} is in use by another training run "
+                    f"({describe(holder)}); wait for it or stop it"
+                ) from None
             with os.fdopen(fd, "w") as handle:
                 json.dump(me, handle)
             self.held = True
@@ -155,7 +163,7 @@ class RunLock:
             if holder and _mine(holder):
                 self.path.unlink(missing_ok=True)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

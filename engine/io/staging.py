@@ -29,7 +29,7 @@ os.umask(_UMASK)
 
 
 def _stage_pid(stage: Path, target: Path) -> int | None:
-    rest = stage.name[len(f".{target.name}."):]
+    rest = stage.name[len(f".{target.name}.") :]
     try:
         return int(rest.split("-", 1)[0])
     except ValueError:
@@ -54,7 +54,9 @@ def new_stage(target: Path) -> Path:
     """A new hidden empty folder beside ``target``, with the permissions mkdir would give it."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-", suffix=SUFFIX, dir=target.parent))
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-", suffix=SUFFIX, dir=target.parent)
+        )
         os.chmod(stage, 0o777 & ~_UMASK)  # mkdtemp makes it 0o700
         return stage
     except OSError as err:

@@ -54,8 +54,9 @@ def probe(path: str | Path) -> VideoInfo:
         fps, timing_ok = _frame_rate(stream, container, path)
         frames = stream.frames or int(round(float(container.duration or 0) / 1e6 * fps))
         rotation = _stream_rotation(stream)
-        return VideoInfo(path, fps, frames, stream.codec_context.width, stream.codec_context.height, rotation,
-                         timing_ok)
+        return VideoInfo(
+            path, fps, frames, stream.codec_context.width, stream.codec_context.height, rotation, timing_ok
+        )
 
 
 def _plausible(rate) -> bool:
@@ -71,8 +72,12 @@ def _frame_rate(stream, container, path: Path) -> tuple[float, bool]:
     seconds = float(container.duration or 0) / 1e6
     fps = stream.frames / seconds if stream.frames and seconds else 0.0
     fps = fps if _plausible(fps) else 25.0
-    log.warning("%s: the frame rate in its metadata (%s fps) is unusable; decoding every frame at %.3g fps",
-                path, f"{float(rate):.3g}" if rate else 0, fps)
+    log.warning(
+        "%s: the frame rate in its metadata (%s fps) is unusable; decoding every frame at %.3g fps",
+        path,
+        f"{float(rate):.3g}" if rate else 0,
+        fps,
+    )
     return fps, False
 
 
@@ -97,8 +102,9 @@ def _upright(frame, image: np.ndarray, fallback: int) -> np.ndarray:
 MAX_BAD_PACKETS = 50  # damaged packets skipped before a file is given up as unreadable from there on
 
 
-def iter_frames(path: str | Path,
-                problems: list[str] | None = None) -> Iterator[tuple[int, float, np.ndarray]]:
+def iter_frames(
+    path: str | Path, problems: list[str] | None = None
+) -> Iterator[tuple[int, float, np.ndarray]]:
     """(index, time in seconds, HxWx3 uint8 RGB upright) for every decodable frame.
 
     A damaged packet is skipped and decoding goes on; a file cut off (or unreadable from some point)

@@ -27,8 +27,8 @@ from engine.facemodel import FaceModel
 from engine.model.fit import LandmarkFit, fit_landmarks
 from engine.model.networks import IlluminationNet, ReflectanceNet, ShapeNet, ViewpointNet
 from engine.params import FaceParams
-from engine.sh import ambient_light
 from engine.render.uv import unwrap_texture
+from engine.sh import ambient_light
 
 FORMAT = "cest-v1"
 EXPRESSION_BIAS = -3.0  # sigmoid(-3) ~ 0.05: an untrained shape net predicts a near-neutral face
@@ -56,7 +56,7 @@ class CestConfig:
     fit_prior: bool = False
 
     @classmethod
-    def from_dict(cls, values: dict) -> "CestConfig":
+    def from_dict(cls, values: dict) -> CestConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -88,7 +88,7 @@ def align_image(image: Tensor, translation: Tensor, scale: Tensor, roll: Tensor,
     ``ndc = (s/s0) Rot(roll) ndc_aligned + t`` in crop NDC (y down), which is what affine_grid
     wants: the source location of every output pixel.
     """
-    a = (scale.reshape(-1) / scale_init)
+    a = scale.reshape(-1) / scale_init
     c, s = roll.cos() * a, roll.sin() * a
     theta = torch.stack(
         [torch.stack([c, s, translation[:, 0]], -1), torch.stack([-s, c, translation[:, 1]], -1)], 1
@@ -120,7 +120,9 @@ class CestModel(nn.Module):
     def estimate(self, image: Tensor, landmarks: Tensor | None = None) -> CestOutput:
         cfg = self.config
         if image.shape[-1] != cfg.image_size or image.shape[-2] != cfg.image_size:
-            raise ValueError(f"expected {cfg.image_size}x{cfg.image_size} crops, got {tuple(image.shape[-2:])}")
+            raise ValueError(
+                f"expected {cfg.image_size}x{cfg.image_size} crops, got {tuple(image.shape[-2:])}"
+            )
         x = image * 2 - 1
         start = self._fit_start(landmarks, image.shape[0]) if cfg.fit_prior else None
         rotation, translation, scale = self._viewpoint(x, start)
@@ -134,7 +136,9 @@ class CestModel(nn.Module):
             verts = self.face_model.vertices(cond(identity), cond(expression))
             cam = to_camera(verts, cond(rotation))
             ndc = project(cam, cond(scale), cond(translation))
-            texture, visibility = unwrap_texture(image, ndc, cam, self.face_model, cfg.texture_size, cfg.occlusion)
+            texture, visibility = unwrap_texture(
+                image, ndc, cam, self.face_model, cfg.texture_size, cfg.occlusion
+            )
         albedo = torch.sigmoid(self.reflectance(x, texture, visibility))
         if cfg.conditional:
             light_raw = self.illumination(x, texture, cond(albedo), visibility)
@@ -147,14 +151,20 @@ class CestModel(nn.Module):
     def _fit_start(self, landmarks: Tensor | None, batch: int) -> LandmarkFit:
         if landmarks is None or landmarks.shape != (batch, 68, 2):
             got = None if landmarks is None else tuple(landmarks.shape)
-            raise ValueError(f"these weights start from the landmark fit: give ({batch}, 68, 2) landmarks "
-                             f"in crop NDC, got {got}")
+            raise ValueError(
+                f"these weights start from the landmark fit: give ({batch}, 68, 2) landmarks "
+                f"in crop NDC, got {got}"
+            )
         return fit_landmarks(self.face_model, landmarks.float())
 
     def _viewpoint(self, x: Tensor, start: LandmarkFit | None) -> tuple[Tensor, Tensor, Tensor]:
         raw = self.viewpoint(x)
         if start is not None:
-            return raw[:, :3] + start.rotation, raw[:, 3:5] + start.translation, start.scale * torch.exp(raw[:, 5:6])
+            return (
+                raw[:, :3] + start.rotation,
+                raw[:, 3:5] + start.translation,
+                start.scale * torch.exp(raw[:, 5:6]),
+            )
         translation = raw[:, 3:5] + raw.new_tensor(self.config.translation_init)
         scale = self.config.scale_init * torch.exp(raw[:, 5:6])
         return raw[:, :3], translation, scale
@@ -165,7 +175,9 @@ class CestModel(nn.Module):
         identity, expression = raw[:, :n_id], raw[:, n_id:] + EXPRESSION_BIAS
         if start is not None:
             identity = identity + start.identity[:, :n_id]
-            expression = raw[:, n_id:] + torch.logit(start.expression.clamp(EXPRESSION_FLOOR, 1 - EXPRESSION_FLOOR))
+            expression = raw[:, n_id:] + torch.logit(
+                start.expression.clamp(EXPRESSION_FLOOR, 1 - EXPRESSION_FLOOR)
+            )
         return identity, torch.sigmoid(expression)
 
     # ---------------------------------------------------------------------------- save / load
@@ -183,8 +195,13 @@ class CestModel(nn.Module):
         Path(path).write_bytes(safetensors_bytes(tensors, metadata=metadata))
 
     @classmethod
-    def load(cls, path: str | Path, config: CestConfig | None = None, face_model: FaceModel | None = None,
-             device: str | torch.device = "cpu") -> "CestModel":
+    def load(
+        cls,
+        path: str | Path,
+        config: CestConfig | None = None,
+        face_model: FaceModel | None = None,
+        device: str | torch.device = "cpu",
+    ) -> CestModel:
         """Load weights saved by :meth:`save`; with ``config``, insist the file was made for it."""
         stored, tensors = read_weights(path)
         if config is not None:
@@ -198,7 +215,7 @@ class CestModel(nn.Module):
             raise WeightsError(f"{path}: tensors do not fit the model config ({err})") from err
         return model.to(device).eval()
 
-    def to(self, *args, **kwargs) -> "CestModel":
+    def to(self, *args, **kwargs) -> CestModel:
         module = super().to(*args, **kwargs)
         device = next(self.parameters()).device
         if self.face_model.device != device:
@@ -221,8 +238,10 @@ def read_weights(path: str | Path) -> tuple[CestConfig, dict[str, Tensor]]:
         raise WeightsError(f"{path} holds no CEST model (metadata format {metadata.get('format')!r})")
     bad = next((k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if bad is not None:
-        raise WeightsError(f"{path}: tensor {bad} holds NaN or infinite values (a diverged or damaged "
-                           f"training); these weights cannot reconstruct a face")
+        raise WeightsError(
+            f"{path}: tensor {bad} holds NaN or infinite values (a diverged or damaged "
+            f"training); these weights cannot reconstruct a face"
+        )
     return _stored_config(path, metadata["config"]), tensors
 
 

@@ -45,8 +45,9 @@ def _fit_camera(points3d: torch.Tensor, target: torch.Tensor, weights: torch.Ten
     ones = torch.ones_like(points3d[..., :1])
     design = torch.cat([points3d, ones], -1) * weights[:, None]
     # Normal equations of a 4-unknown problem: far cheaper than lstsq's general path.
-    solution = torch.linalg.solve(design.transpose(1, 2) @ design,
-                                  design.transpose(1, 2) @ (target * weights[:, None]))  # (B, 4, 2)
+    solution = torch.linalg.solve(
+        design.transpose(1, 2) @ design, design.transpose(1, 2) @ (target * weights[:, None])
+    )  # (B, 4, 2)
     affine, shift = solution[:, :3].transpose(1, 2), solution[:, 3]
     u, sing, vt = torch.linalg.svd(affine, full_matrices=False)
     rows = u @ vt  # (B, 2, 3) orthonormal rows
@@ -73,12 +74,17 @@ def _landmark_bases(model: FaceModel, n_id: int) -> tuple[torch.Tensor, torch.Te
     key = (n_id, model.device, model.landmarks.data_ptr())
     if key not in cache:
         lm = model.landmarks
-        cache[key] = (model.mean[lm], torch.cat([model.identity_basis[:n_id, lm], model.expression_basis[:, lm]]))
+        cache[key] = (
+            model.mean[lm],
+            torch.cat([model.identity_basis[:n_id, lm], model.expression_basis[:, lm]]),
+        )
     return cache[key]
 
 
 @torch.no_grad()
-def fit_landmarks(model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConfig | None = None) -> LandmarkFit:
+def fit_landmarks(
+    model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConfig | None = None
+) -> LandmarkFit:
     """Fit (B, 68, 2) landmarks in crop NDC (x right, y down) -> LandmarkFit."""
     config = config or FitConfig()
     device = landmarks_ndc.device
@@ -125,8 +131,9 @@ def _proper_rotation(rotation: torch.Tensor) -> torch.Tensor:
     return rotation * fix
 
 
-def fit_with_identity(model: FaceModel, landmarks_ndc: torch.Tensor, identity: torch.Tensor,
-                      config: FitConfig | None = None) -> LandmarkFit:
+def fit_with_identity(
+    model: FaceModel, landmarks_ndc: torch.Tensor, identity: torch.Tensor, config: FitConfig | None = None
+) -> LandmarkFit:
     """Viewpoint and expression of (B, 68, 2) crop-NDC landmarks for one known ``identity``
     (1, n_identity): the fit of several photos of one person that share a shape."""
     config = config or FitConfig()
@@ -138,7 +145,9 @@ def fit_with_identity(model: FaceModel, landmarks_ndc: torch.Tensor, identity: t
     prior = torch.full((model.n_expression,), config.expression_weight, device=landmarks_ndc.device)
     expression = torch.zeros(landmarks_ndc.shape[0], model.n_expression, device=landmarks_ndc.device)
     for _ in range(config.iterations):
-        rotation, scale, shift = _fit_camera(neutral + torch.einsum("bk,klj->blj", expression, bases), target, weights)
+        rotation, scale, shift = _fit_camera(
+            neutral + torch.einsum("bk,klj->blj", expression, bases), target, weights
+        )
         expression = _fit_shape(neutral, bases, rotation, scale, shift, target, weights, prior).clamp(0, 1)
     shape = neutral + torch.einsum("bk,klj->blj", expression, bases)
     rotation, scale, shift = _fit_camera(shape, target, weights)

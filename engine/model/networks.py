@@ -45,7 +45,9 @@ class Encoder(nn.Module):
             cin = cout
         self.body = nn.Sequential(*layers)
         side = size >> stages
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * side * side, features), nn.LeakyReLU(0.2, True))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(cin * side * side, features), nn.LeakyReLU(0.2, True)
+        )
         self.features = features
 
     def forward(self, x: Tensor) -> Tensor:
@@ -82,9 +84,7 @@ class UNet(nn.Module):
         chans = _widths(width, depth + 1)
         self.stem = conv_block(in_channels, chans[0])
         self.down = nn.ModuleList(conv_block(a, b, 2) for a, b in zip(chans[:-1], chans[1:]))
-        self.up = nn.ModuleList(
-            conv_block(b + a, a) for a, b in zip(chans[:-1], chans[1:])
-        )
+        self.up = nn.ModuleList(conv_block(b + a, a) for a, b in zip(chans[:-1], chans[1:]))
         self.out = nn.Conv2d(chans[0], out_channels, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -162,8 +162,13 @@ class IlluminationNet(nn.Module):
             total += features
         self.head = zero_linear(total, 27)
 
-    def forward(self, image: Tensor, texture: Tensor | None = None, albedo: Tensor | None = None,
-                visibility: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        image: Tensor,
+        texture: Tensor | None = None,
+        albedo: Tensor | None = None,
+        visibility: Tensor | None = None,
+    ) -> Tensor:
         feats = self.image_encoder(image)
         if self.conditional:
             uv = torch.cat([texture, albedo, visibility], 1) * 2 - 1

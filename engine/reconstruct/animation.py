@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.facemodel import FaceModel
+from engine.headpose import benchmark_pose_deg
+from engine.io.gltf import HeadAnimation, matrix_to_quaternion, write_glb
 from engine.reconstruct import arkit
 from engine.reconstruct import motion as mo
-from engine.facemodel import FaceModel
-from engine.io.gltf import HeadAnimation, matrix_to_quaternion, write_glb
-from engine.headpose import benchmark_pose_deg
 from engine.reconstruct.reconstructor import to_uint8
 
 ANIMATION_FILES = ("animation.glb", "blendshapes.csv")
@@ -42,11 +42,15 @@ def main_track_frame(records: list[dict]) -> int:
     return last[max(counts, key=lambda t: (counts[t], t))]
 
 
-def head_animation(model: FaceModel, identity: torch.Tensor, albedo: torch.Tensor, motion: mo.Motion) -> HeadAnimation:
+def head_animation(
+    model: FaceModel, identity: torch.Tensor, albedo: torch.Tensor, motion: mo.Motion
+) -> HeadAnimation:
     """The glTF content: the neutral face of ``identity`` (1, n_identity) textured with ``albedo``
     (1, 3, T, T), and keyframes of the smoothed, gap-filled ``motion``."""
     with torch.no_grad():
-        neutral = model.vertices(identity.to(model.device), torch.zeros(1, model.n_expression, device=model.device))
+        neutral = model.vertices(
+            identity.to(model.device), torch.zeros(1, model.n_expression, device=model.device)
+        )
     times = mo.key_times(motion)
     curves = mo.sample(motion, times)
     e = model.n_expression
@@ -59,8 +63,8 @@ def head_animation(model: FaceModel, identity: torch.Tensor, albedo: torch.Tenso
         target_names=model.expression_names,
         times=times,
         weights=np.clip(curves[:, :e], 0, 1),
-        rotations=matrix_to_quaternion(mo.head_rotation_matrices(curves[:, e:e + 3])),
-        translations=curves[:, e + 3:],
+        rotations=matrix_to_quaternion(mo.head_rotation_matrices(curves[:, e : e + 3])),
+        translations=curves[:, e + 3 :],
     )
 
 
@@ -70,9 +74,16 @@ def head_yaw_pitch_roll(rotation: np.ndarray) -> np.ndarray:
     return pitch_yaw_roll[:, [1, 0, 2]]
 
 
-def write_animation(folder: str | Path, model: FaceModel, identity: torch.Tensor, albedo: torch.Tensor,
-                    fps: float, frame_size: tuple[int, int], records: list[dict] | None = None,
-                    out_dir: str | Path | None = None) -> list[Path]:
+def write_animation(
+    folder: str | Path,
+    model: FaceModel,
+    identity: torch.Tensor,
+    albedo: torch.Tensor,
+    fps: float,
+    frame_size: tuple[int, int],
+    records: list[dict] | None = None,
+    out_dir: str | Path | None = None,
+) -> list[Path]:
     """Write animation.glb and blendshapes.csv into ``out_dir`` (default: ``folder``) from ``folder``'s
     frames.jsonl (or the given ``records``)."""
     folder = Path(folder)
@@ -81,7 +92,13 @@ def write_animation(folder: str | Path, model: FaceModel, identity: torch.Tensor
     records = records if records is not None else read_records(folder / "frames.jsonl")
     motion = mo.smooth(mo.motion_from_records(records, fps, frame_size, model.n_expression))
     filled = mo.fill_gaps(motion)
-    csv_path = arkit.write_csv(out_dir / "blendshapes.csv", filled.times, filled.expression,
-                               head_yaw_pitch_roll(filled.rotation), model.expression_names, fps)
+    csv_path = arkit.write_csv(
+        out_dir / "blendshapes.csv",
+        filled.times,
+        filled.expression,
+        head_yaw_pitch_roll(filled.rotation),
+        model.expression_names,
+        fps,
+    )
     glb_path = write_glb(head_animation(model, identity, albedo, motion), out_dir / "animation.glb")
     return [glb_path, csv_path]

@@ -19,16 +19,58 @@ import numpy as np
 from engine.io import atomic
 
 ARKIT_NAMES = (
-    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft", "EyeSquintLeft",
-    "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight", "EyeLookOutRight", "EyeLookUpRight",
-    "EyeSquintRight", "EyeWideRight", "JawForward", "JawRight", "JawLeft", "JawOpen", "MouthClose",
-    "MouthFunnel", "MouthPucker", "MouthRight", "MouthLeft", "MouthSmileLeft", "MouthSmileRight",
-    "MouthFrownLeft", "MouthFrownRight", "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft",
-    "MouthStretchRight", "MouthRollLower", "MouthRollUpper", "MouthShrugLower", "MouthShrugUpper",
-    "MouthPressLeft", "MouthPressRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthUpperUpLeft",
-    "MouthUpperUpRight", "BrowDownLeft", "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft",
-    "BrowOuterUpRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft",
-    "NoseSneerRight", "TongueOut",
+    "EyeBlinkLeft",
+    "EyeLookDownLeft",
+    "EyeLookInLeft",
+    "EyeLookOutLeft",
+    "EyeLookUpLeft",
+    "EyeSquintLeft",
+    "EyeWideLeft",
+    "EyeBlinkRight",
+    "EyeLookDownRight",
+    "EyeLookInRight",
+    "EyeLookOutRight",
+    "EyeLookUpRight",
+    "EyeSquintRight",
+    "EyeWideRight",
+    "JawForward",
+    "JawRight",
+    "JawLeft",
+    "JawOpen",
+    "MouthClose",
+    "MouthFunnel",
+    "MouthPucker",
+    "MouthRight",
+    "MouthLeft",
+    "MouthSmileLeft",
+    "MouthSmileRight",
+    "MouthFrownLeft",
+    "MouthFrownRight",
+    "MouthDimpleLeft",
+    "MouthDimpleRight",
+    "MouthStretchLeft",
+    "MouthStretchRight",
+    "MouthRollLower",
+    "MouthRollUpper",
+    "MouthShrugLower",
+    "MouthShrugUpper",
+    "MouthPressLeft",
+    "MouthPressRight",
+    "MouthLowerDownLeft",
+    "MouthLowerDownRight",
+    "MouthUpperUpLeft",
+    "MouthUpperUpRight",
+    "BrowDownLeft",
+    "BrowDownRight",
+    "BrowInnerUp",
+    "BrowOuterUpLeft",
+    "BrowOuterUpRight",
+    "CheekPuff",
+    "CheekSquintLeft",
+    "CheekSquintRight",
+    "NoseSneerLeft",
+    "NoseSneerRight",
+    "TongueOut",
 )
 HEAD_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll")
 HEADER = ("Timecode", "BlendShapeCount", *ARKIT_NAMES, *HEAD_COLUMNS)
@@ -77,8 +119,14 @@ def timecode(seconds: float, fps: float) -> str:
     return f"{h:02d}:{rest // 60:02d}:{rest % 60:02d}:{frame:02d}.{fraction:03d}"
 
 
-def write_csv(path: str | Path, times: np.ndarray, weights: np.ndarray, head_ypr: np.ndarray,
-              our_names: list[str], fps: float) -> Path:
+def write_csv(
+    path: str | Path,
+    times: np.ndarray,
+    weights: np.ndarray,
+    head_ypr: np.ndarray,
+    our_names: list[str],
+    fps: float,
+) -> Path:
     """One row per frame: ``times`` (N,) s, ``weights`` (N, n_expression), ``head_ypr`` (N, 3) rad."""
     arkit = to_arkit(weights, our_names)
     buffer = io.StringIO()
@@ -86,6 +134,8 @@ def write_csv(path: str | Path, times: np.ndarray, weights: np.ndarray, head_ypr
     writer.writerow(HEADER)
     count = len(ARKIT_NAMES) + len(HEAD_COLUMNS)
     for t, row, head in zip(times, arkit, head_ypr):
-        writer.writerow([timecode(float(t), fps), count, *(f"{v:.6f}" for v in row), *(f"{v:.6f}" for v in head)])
+        writer.writerow(
+            [timecode(float(t), fps), count, *(f"{v:.6f}" for v in row), *(f"{v:.6f}" for v in head)]
+        )
     atomic.write_text(path, buffer.getvalue())
     return Path(path)

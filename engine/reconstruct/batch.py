@@ -45,19 +45,33 @@ def output_folders(out: Path, files: list[Path]) -> tuple[list[Path], set[str]]:
     return [out / unique_name(path.stem, taken) for path in files], taken
 
 
-def reconstruct_paths(inputs, out: Path, method="auto", weights=None, device="cpu", detector="auto",
-                      all_faces=False, meshes=False, formats=("obj", "ply", "glb"), detail=True,
-                      animation=False) -> int:
+def reconstruct_paths(
+    inputs,
+    out: Path,
+    method="auto",
+    weights=None,
+    device="cpu",
+    detector="auto",
+    all_faces=False,
+    meshes=False,
+    formats=("obj", "ply", "glb"),
+    detail=True,
+    animation=False,
+) -> int:
     """Reconstruct every input into ``out``; returns the exit status (0 all good, 1 some failed)."""
     from engine.reconstruct.reconstructor import Reconstructor
 
     files = expand_inputs([Path(p) for p in inputs])
     if not files:
         raise CestError("no images or videos found in the inputs")
-    reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector,
-                                  detail=detail)
-    log.info("method: %s%s", reconstructor.method,
-             f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)")
+    reconstructor = Reconstructor(
+        method=method, weights=weights, device=device, detector=detector, detail=detail
+    )
+    log.info(
+        "method: %s%s",
+        reconstructor.method,
+        f" ({reconstructor.weights.name})" if reconstructor.weights else " (landmark fit, no weights)",
+    )
     folders, taken = output_folders(out, files)
     with _Interrupts() as interrupts:
         video = {"meshes": meshes, "animation": animation}
@@ -79,7 +93,7 @@ class _Interrupts:
         self.seen = True
         raise KeyboardInterrupt
 
-    def __enter__(self) -> "_Interrupts":
+    def __enter__(self) -> _Interrupts:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handle)
         return self
@@ -120,16 +134,21 @@ def _run_all(reconstructor, files, folders, taken, interrupts, all_faces, video:
             failures += 1
             _remove_if_empty(target, existed)
             message = _one_line(exc)
-            tqdm.write(f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}",
-                       file=sys.stderr)
+            tqdm.write(
+                f"error: {message if message.startswith(str(path)) else f'{path}: {message}'}",
+                file=sys.stderr,
+            )
         except Exception as exc:  # a bug, or an input nobody foresaw: say so and keep the batch going
             if interrupts.seen:
                 raise KeyboardInterrupt from exc
             failures += 1
             _remove_if_empty(target, existed)
             log.debug("unexpected error on %s", path, exc_info=True)
-            tqdm.write(f"error: {path}: unexpected {type(exc).__name__}: {_one_line(exc)} "
-                       "(please report it; -v shows the traceback)", file=sys.stderr)
+            tqdm.write(
+                f"error: {path}: unexpected {type(exc).__name__}: {_one_line(exc)} "
+                "(please report it; -v shows the traceback)",
+                file=sys.stderr,
+            )
     return failures
 
 
@@ -147,9 +166,11 @@ def _one_line(exc: BaseException) -> str:
     return text[:500] or type(exc).__name__
 
 
-def _reconstruct_image(reconstructor, path: Path, target: Path, all_faces: bool, formats, taken: set[str]) -> None:
-    from engine.reconstruct.views import write_reconstruction
+def _reconstruct_image(
+    reconstructor, path: Path, target: Path, all_faces: bool, formats, taken: set[str]
+) -> None:
     from engine.io.staging import staged_folder
+    from engine.reconstruct.views import write_reconstruction
 
     recons = reconstructor.reconstruct(path, all_faces=all_faces)
     for i, recon in enumerate(recons if all_faces else [recons]):

@@ -61,6 +61,8 @@ def delight(texture, normals, visibility, peak: float = 0.9):
     levels, ok = _scale_and_check(shading[:, 0], visibility[:, 0] > 0.3, peak)
     fallback = ambient_light(light.shape[0], device=light.device)  # shading 1: the texture stays as seen
     light = torch.where(ok[:, None, None], light / levels[:, None, None], fallback)
-    shading = torch.where(ok[:, None, None, None], shading / levels[:, None, None, None], torch.ones_like(shading))
+    shading = torch.where(
+        ok[:, None, None, None], shading / levels[:, None, None, None], torch.ones_like(shading)
+    )
     albedo = texture / shading.clamp_min(0.15)
     return albedo.clamp(0, 1) * (visibility > 0), light

@@ -30,7 +30,9 @@ def add_image_detail(params: FaceParams, crops: torch.Tensor, model: FaceModel, 
     texture, visibility = unwrap_texture(crops, ndc, cam, model, size)
     base = F.interpolate(params.albedo, size=(size, size), mode="bilinear", align_corners=False)
     seen = (visibility > 0.2).to(texture.dtype)
-    blurred = low_pass(texture * seen, params.albedo.shape[-1]) / low_pass(seen, params.albedo.shape[-1]).clamp_min(1e-3)
+    blurred = low_pass(texture * seen, params.albedo.shape[-1]) / low_pass(
+        seen, params.albedo.shape[-1]
+    ).clamp_min(1e-3)
     ratio = (texture / blurred.clamp_min(1e-3)).clamp(*RATIO_RANGE)
     weight = (visibility.clamp(0, 1) / 0.5).clamp(0, 1) * seen
     albedo = (base * (1 + weight * (ratio - 1))).clamp(0, 1)

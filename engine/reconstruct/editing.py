@@ -22,7 +22,7 @@ from engine.sh import SH_CONST, sh_basis, sh_shading
 
 VIEWS = ("render", "albedo", "shading", "normals")
 
-_LAYOUTS: "weakref.WeakKeyDictionary[FaceModel, dict]" = weakref.WeakKeyDictionary()
+_LAYOUTS: weakref.WeakKeyDictionary[FaceModel, dict] = weakref.WeakKeyDictionary()
 
 
 def model_uv_layout(model: FaceModel, size: int):
@@ -64,7 +64,7 @@ def light_to_settings(light: torch.Tensor) -> LightSettings:
     return LightSettings(azimuth, elevation, intensity, ambient, tuple(round(c, 4) for c in color.tolist()))
 
 
-def light_of(edits: "Edits", estimated: torch.Tensor) -> torch.Tensor:
+def light_of(edits: Edits, estimated: torch.Tensor) -> torch.Tensor:
     """The (1, 9, 3) SH light an edit asks for: the estimated one, a borrowed one, or from settings."""
     if edits.light is None:
         return estimated
@@ -82,8 +82,13 @@ def blend_albedo(albedo: torch.Tensor, other: torch.Tensor | None, amount: float
         return albedo
     other = other.to(albedo)
     if other.shape[-2:] != albedo.shape[-2:]:
-        other = F.interpolate(other, size=albedo.shape[-2:], mode="bilinear", align_corners=False,
-                              antialias=other.shape[-1] > albedo.shape[-1])
+        other = F.interpolate(
+            other,
+            size=albedo.shape[-2:],
+            mode="bilinear",
+            align_corners=False,
+            antialias=other.shape[-1] > albedo.shape[-1],
+        )
     amount = float(min(max(amount, 0.0), 1.0))
     return torch.lerp(albedo, other.expand_as(albedo), amount)
 
@@ -131,7 +136,9 @@ def apply_edits(params: FaceParams, edits: Edits) -> FaceParams:
 # ------------------------------------------------------------------------------- the images
 
 
-def texture_view(albedo: torch.Tensor, normals_uv: torch.Tensor, light: torch.Tensor, view: str) -> torch.Tensor:
+def texture_view(
+    albedo: torch.Tensor, normals_uv: torch.Tensor, light: torch.Tensor, view: str
+) -> torch.Tensor:
     """The viewport texture (1, 3, T, T): albedo x SH shading in UV space, or one factor of it.
 
     ``normals_uv`` are camera-space unit normals per texel (1, 3, T, T), 0 off the UV chart.
@@ -141,8 +148,11 @@ def texture_view(albedo: torch.Tensor, normals_uv: torch.Tensor, light: torch.Te
     if view == "albedo":
         return albedo.clamp(0, 1)
     if normals_uv.shape[-1] != albedo.shape[-1]:
-        normals_uv = F.normalize(F.interpolate(normals_uv, size=albedo.shape[-2:], mode="bilinear",
-                                               align_corners=False), dim=1, eps=1e-12)
+        normals_uv = F.normalize(
+            F.interpolate(normals_uv, size=albedo.shape[-2:], mode="bilinear", align_corners=False),
+            dim=1,
+            eps=1e-12,
+        )
     shading = sh_shading(normals_uv.permute(0, 2, 3, 1), light).permute(0, 3, 1, 2)
     if view == "shading":
         return shading.clamp(0, 1)
@@ -151,8 +161,9 @@ def texture_view(albedo: torch.Tensor, normals_uv: torch.Tensor, light: torch.Te
     raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
 
 
-def uv_normals(model: FaceModel, verts_cam: torch.Tensor, size: int,
-               layout: tuple | None = None, incidence=None) -> torch.Tensor:
+def uv_normals(
+    model: FaceModel, verts_cam: torch.Tensor, size: int, layout: tuple | None = None, incidence=None
+) -> torch.Tensor:
     """Camera-space unit normals of (1, V, 3) vertices, per texel of a size x size UV map (1, 3, T, T).
 
     Texels off the UV chart get a zero normal (their shading is the light's ambient term).
@@ -192,8 +203,15 @@ class FaceEditor:
     pixel. A light move therefore costs two small matrix products and the image conversions.
     """
 
-    def __init__(self, model: FaceModel, renderer: Renderer, params: FaceParams,
-                 crop: torch.Tensor | None = None, size: int = 256, texture_size: int | None = None):
+    def __init__(
+        self,
+        model: FaceModel,
+        renderer: Renderer,
+        params: FaceParams,
+        crop: torch.Tensor | None = None,
+        size: int = 256,
+        texture_size: int | None = None,
+    ):
         self.model, self.renderer = model, renderer
         self.device = model.device
         self.params = float_params(params.detach()).to(self.device)
@@ -221,7 +239,9 @@ class FaceEditor:
 
     def _geometry(self, rotation_deg, expression=None) -> bool:
         """Render the geometry for a pose and expression unless cached; True when it changed."""
-        key = tuple(None if v is None else tuple(round(float(a), 4) for a in v) for v in (rotation_deg, expression))
+        key = tuple(
+            None if v is None else tuple(round(float(a), 4) for a in v) for v in (rotation_deg, expression)
+        )
         if key == self._pose_key and self._cache is not None:
             return False
         if key[1] != self._expression_key:
@@ -234,8 +254,9 @@ class FaceEditor:
         self._cache = self.renderer.render(verts_cam, ndc, params.albedo, params.light, self.size)
         mask = self._cache.mask  # (1, 1, H, W)
         self._mask = mask
-        self._basis_px = sh_basis(self._cache.normals.permute(0, 2, 3, 1)).reshape(1, -1, 9) \
-            * mask.reshape(1, -1, 1)
+        self._basis_px = sh_basis(self._cache.normals.permute(0, 2, 3, 1)).reshape(1, -1, 9) * mask.reshape(
+            1, -1, 1
+        )
         self._normals_uv = uv_normals(self.model, verts_cam, self.texture_size, self._layout, self._incidence)
         covered = self._layout[2].to(mask.dtype).reshape(1, -1, 1)
         self._basis_uv = sh_basis(self._normals_uv.permute(0, 2, 3, 1)).reshape(1, -1, 9) * covered
@@ -285,8 +306,11 @@ class FaceEditor:
                 face, texture = shading_px, shading_uv
             else:
                 face, texture = albedo_px * shading_px, albedo_map * shading_uv
-        background = self.crop if (edits.composite and self.crop is not None
-                                   and self.crop.shape[-1] == self.size) else self._grey
+        background = (
+            self.crop
+            if (edits.composite and self.crop is not None and self.crop.shape[-1] == self.size)
+            else self._grey
+        )
         image = face + background * (1 - mask)
         return EditedFrame(
             image=to_uint8(image),
@@ -316,8 +340,9 @@ class FaceEditor:
         depth) and ``texture``, the lit UV texture the viewport shows."""
         maps = {}
         for view in VIEWS:
-            frame = self.frame(Edits(**{**edits.__dict__, "view": view,
-                                        "composite": view == "render" and edits.composite}))
+            frame = self.frame(
+                Edits(**{**edits.__dict__, "view": view, "composite": view == "render" and edits.composite})
+            )
             maps[view] = frame.image if view == "render" else frame.image * (self._mask_np()[..., None])
             if view == "render":
                 maps["texture"] = frame.texture
@@ -337,11 +362,9 @@ def _depth_image(out: RenderOutput) -> np.ndarray:
     return to_uint8(grey[None, None].expand(1, 3, -1, -1))
 
 
-
 def compact_params(params: FaceParams) -> FaceParams:
     """The parameters with the albedo map as uint8, for keeping many video frames in memory."""
     return params.replace(albedo=(params.albedo.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8))
-
 
 
 def float_params(params: FaceParams) -> FaceParams:

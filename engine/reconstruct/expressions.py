@@ -32,8 +32,10 @@ def regions(names: list[str]) -> dict[str, list[int]]:
 def label(name: str) -> str:
     """A slider's label: ``mouthSmile_L`` -> ``smile L`` (the region already says "mouth")."""
     base, _, side = name.partition("_")
-    prefix = next((p for prefixes in REGIONS.values() for p in prefixes if base.startswith(p) and p != "nose"), "")
-    rest = base[len(prefix):] or base
+    prefix = next(
+        (p for prefixes in REGIONS.values() for p in prefixes if base.startswith(p) and p != "nose"), ""
+    )
+    rest = base[len(prefix) :] or base
     words = "".join(f" {c.lower()}" if c.isupper() else c for c in rest).strip()
     return f"{words} {side}".strip()
 
@@ -45,8 +47,12 @@ def with_expression(params: FaceParams, expression) -> FaceParams:
         return params
     weights = torch.as_tensor(expression, dtype=params.expression.dtype, device=params.expression.device)
     if weights.shape[-1] != params.expression.shape[-1]:
-        raise ValueError(f"{weights.shape[-1]} expression weights given; the model has {params.expression.shape[-1]}")
-    return params.replace(expression=weights.reshape(-1, weights.shape[-1]).expand_as(params.expression).clamp(0, 1))
+        raise ValueError(
+            f"{weights.shape[-1]} expression weights given; the model has {params.expression.shape[-1]}"
+        )
+    return params.replace(
+        expression=weights.reshape(-1, weights.shape[-1]).expand_as(params.expression).clamp(0, 1)
+    )
 
 
 def transfer(target: FaceParams, source: FaceParams) -> FaceParams:

@@ -64,7 +64,7 @@ class LiveSource:
         self._thread = threading.Thread(target=self._run, name="live-source", daemon=True)
 
     @classmethod
-    def open(cls, spec: int | str | Path) -> "LiveSource":
+    def open(cls, spec: int | str | Path) -> LiveSource:
         """A camera index, a URL, or a video file (paced at its frame rate)."""
         if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
             return cls(capture_frames(int(spec)))
@@ -91,7 +91,7 @@ class LiveSource:
                 self._ended = True
                 self._ready.notify_all()
 
-    def start(self) -> "LiveSource":
+    def start(self) -> LiveSource:
         self._thread.start()
         return self
 
@@ -111,7 +111,7 @@ class LiveSource:
         self._stop.set()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LiveSource":
+    def __enter__(self) -> LiveSource:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -51,10 +51,17 @@ class Motion:
         """(N, E + 6): expression, rotation, position side by side."""
         return np.concatenate([self.expression, self.rotation, self.position], axis=1)
 
-    def with_curves(self, curves: np.ndarray) -> "Motion":
+    def with_curves(self, curves: np.ndarray) -> Motion:
         e = self.expression.shape[1]
-        return Motion(self.times, self.face, self.track, curves[:, :e], curves[:, e:e + 3], curves[:, e + 3:],
-                      self.fps)
+        return Motion(
+            self.times,
+            self.face,
+            self.track,
+            curves[:, :e],
+            curves[:, e : e + 3],
+            curves[:, e + 3 :],
+            self.fps,
+        )
 
 
 def neutral_rotation() -> np.ndarray:
@@ -63,7 +70,9 @@ def neutral_rotation() -> np.ndarray:
     return matrix_to_euler(offset)[0].numpy()
 
 
-def motion_from_records(records: list[dict], fps: float, frame_size: tuple[int, int], n_expression: int) -> Motion:
+def motion_from_records(
+    records: list[dict], fps: float, frame_size: tuple[int, int], n_expression: int
+) -> Motion:
     """Motion of a video from its frames.jsonl records (in frame order); ``frame_size`` is (width, height)."""
     n = len(records)
     times = np.array([r.get("time_s", r["frame"] / fps) for r in records], np.float64)

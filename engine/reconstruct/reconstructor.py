@@ -17,17 +17,17 @@ import torch.nn.functional as F
 
 from engine.camera import pixels_to_ndc
 from engine.crop import CropBox, crop_image, crop_params_from_landmarks, image_to_crop
+from engine.detect import Detector, Face, NoFaceError, create_detector
+from engine.facemodel import FaceModel
+from engine.io.image import load_image
+from engine.io.mesh import MeshData
+from engine.model.fit import fit_landmarks
+from engine.params import FaceParams
 from engine.reconstruct.delight import delight
 from engine.reconstruct.detail import add_image_detail
-from engine.detect import Detector, Face, NoFaceError, create_detector
-from engine.io.mesh import MeshData
-from engine.facemodel import FaceModel
-from engine.model.fit import fit_landmarks
-from engine.io.image import load_image
-from engine.params import FaceParams
 from engine.render import Renderer, RenderOutput, vertex_normals
-from engine.resources import resources_root
 from engine.render.uv import pad_chart, symmetric_fill, unwrap_texture, vertex_attrs_to_uv
+from engine.resources import resources_root
 
 CROP_SIZE = 256  # the crop the texture is unwrapped from; networks resize it to their input
 TEXTURE_SIZE = 256
@@ -71,8 +71,14 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 class Reconstructor:
     """Reconstructs faces with one method; holds the face model, renderer, detector and weights."""
 
-    def __init__(self, method: str = "auto", weights: str | Path | None = None,
-                 device: str = "cpu", detector: str | Detector = "auto", detail: bool = True):
+    def __init__(
+        self,
+        method: str = "auto",
+        weights: str | Path | None = None,
+        device: str = "cpu",
+        detector: str | Detector = "auto",
+        detail: bool = True,
+    ):
         self.device = torch.device(device)
         self.model = FaceModel.load(device=self.device)
         self.renderer = Renderer(self.model.faces, self.model.uvs).to(self.device)
@@ -115,13 +121,16 @@ class Reconstructor:
         thorough = all_faces and hasattr(self.detector, "thorough_levels")  # search finer for small faces
         faces = self.detector.detect(image, thorough=True) if thorough else self.detector.detect(image)
         if not faces:
-            raise NoFaceError(f"{source or 'image'}: no face found (it may be too small: faces under "
-                              f"about 1/15 of the image's long side can be missed)")
+            raise NoFaceError(
+                f"{source or 'image'}: no face found (it may be too small: faces under "
+                f"about 1/15 of the image's long side can be missed)"
+            )
         recons = [self.reconstruct_face(image, face, source) for face in (faces if all_faces else faces[:1])]
         return recons if all_faces else recons[0]
 
-    def reconstruct_face(self, image: np.ndarray, face: Face, source: str = "",
-                         crop_box: CropBox | None = None) -> Reconstruction:
+    def reconstruct_face(
+        self, image: np.ndarray, face: Face, source: str = "", crop_box: CropBox | None = None
+    ) -> Reconstruction:
         box = crop_box or crop_params_from_landmarks(face.landmarks)
         crop = crop_image(image, box, CROP_SIZE)
         landmarks = image_to_crop(face.landmarks, box, CROP_SIZE)
@@ -150,8 +159,9 @@ class Reconstructor:
 
     def _fit(self, crops: torch.Tensor, landmarks_px: torch.Tensor):
         fit = fit_landmarks(self.model, pixels_to_ndc(landmarks_px, crops.shape[-1]))
-        params = FaceParams(fit.rotation, fit.translation, fit.scale, fit.identity, fit.expression,
-                            albedo=None, light=None)
+        params = FaceParams(
+            fit.rotation, fit.translation, fit.scale, fit.identity, fit.expression, albedo=None, light=None
+        )
         _, cam, ndc = params.geometry(self.model)
         texture, visibility = unwrap_texture(crops, ndc, cam, self.model, TEXTURE_SIZE)
         normals = vertex_attrs_to_uv(self.model, vertex_normals(cam, self.model.faces), TEXTURE_SIZE)

@@ -42,9 +42,15 @@ def refit(reconstructor: Reconstructor, recon: Reconstruction, identity: torch.T
     """The photo's viewpoint and expression fitted to its landmarks under ``identity``."""
     landmarks = image_to_crop(recon.face.landmarks, recon.crop_box, CROP_SIZE)
     ndc = pixels_to_ndc(torch.as_tensor(landmarks, dtype=torch.float32)[None], CROP_SIZE)
-    fit = fit_with_identity(reconstructor.model, ndc.to(reconstructor.device), identity.to(reconstructor.device))
-    return recon.params.replace(rotation=fit.rotation.cpu(), translation=fit.translation.cpu(),
-                                scale=fit.scale.cpu(), expression=fit.expression.cpu())
+    fit = fit_with_identity(
+        reconstructor.model, ndc.to(reconstructor.device), identity.to(reconstructor.device)
+    )
+    return recon.params.replace(
+        rotation=fit.rotation.cpu(),
+        translation=fit.translation.cpu(),
+        scale=fit.scale.cpu(),
+        expression=fit.expression.cpu(),
+    )
 
 
 def reconstruct_same_person(reconstructor: Reconstructor, photos: list[Path]):
@@ -60,13 +66,15 @@ def reconstruct_same_person(reconstructor: Reconstructor, photos: list[Path]):
     return recons, identity, albedo
 
 
-def same_person_paths(photos: list[Path], out: Path, formats=("obj", "ply", "glb"), **reconstructor_options) -> int:
+def same_person_paths(
+    photos: list[Path], out: Path, formats=("obj", "ply", "glb"), **reconstructor_options
+) -> int:
     """``cest reconstruct --same-person PHOTOS... -o OUT``; returns the exit status."""
     from engine.io import mesh as export
-    from engine.reconstruct.batch import expand_inputs, output_folders
     from engine.io.formats import is_video
-    from engine.reconstruct.views import write_reconstruction
     from engine.io.staging import staged_folder
+    from engine.reconstruct.batch import expand_inputs, output_folders
+    from engine.reconstruct.views import write_reconstruction
 
     files = expand_inputs([Path(p) for p in photos])
     if any(is_video(f) for f in files):
@@ -78,10 +86,18 @@ def same_person_paths(photos: list[Path], out: Path, formats=("obj", "ply", "glb
     with staged_folder(folders[0]) as stage:
         for fmt in formats:
             export.write_mesh(reconstructor.mesh(neutral), stage / f"face.{fmt}", fmt)
-        export.write_json({"photos": [str(f) for f in files], "method": reconstructor.method,
-                           "identity": identity[0].tolist()}, stage / "person.json")
+        export.write_json(
+            {
+                "photos": [str(f) for f in files],
+                "method": reconstructor.method,
+                "identity": identity[0].tolist(),
+            },
+            stage / "person.json",
+        )
     for recon, folder in zip(recons, folders[1:]):
         with staged_folder(folder) as stage:
             write_reconstruction(reconstructor, recon, stage, formats)
-    log.info("%d photos of one person -> %s/ (shared shape and albedo in %s/)", len(files), out, folders[0].name)
+    log.info(
+        "%d photos of one person -> %s/ (shared shape and albedo in %s/)", len(files), out, folders[0].name
+    )
     return 0

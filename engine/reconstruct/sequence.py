@@ -36,16 +36,26 @@ class SequenceFrame:
 
         arrays = {f"params_{k}": v.detach().cpu().numpy() for k, v in self.params.fields().items()}
         buffer = io.BytesIO()
-        np.savez(buffer, index=np.int64(self.index), crop=self.crop,
-                 landmarks=np.asarray(self.landmarks, np.float32), **arrays)
+        np.savez(
+            buffer,
+            index=np.int64(self.index),
+            crop=self.crop,
+            landmarks=np.asarray(self.landmarks, np.float32),
+            **arrays,
+        )
         write_bytes(path, buffer.getvalue())
         return Path(path)
 
     @staticmethod
-    def load(path: str | Path) -> "SequenceFrame":
+    def load(path: str | Path) -> SequenceFrame:
         with np.load(path, allow_pickle=False) as data:
-            params = FaceParams(**{name[7:]: torch.from_numpy(data[name].copy())
-                                   for name in data.files if name.startswith("params_")})
+            params = FaceParams(
+                **{
+                    name[7:]: torch.from_numpy(data[name].copy())
+                    for name in data.files
+                    if name.startswith("params_")
+                }
+            )
             return SequenceFrame(int(data["index"]), data["crop"].copy(), data["landmarks"].copy(), params)
 
 
@@ -86,9 +96,17 @@ class FrameRecorder:
         return frame
 
 
-def export_sequence(model: FaceModel, renderer: Renderer, frames: list[SequenceFrame], edits: Edits,
-                    out_dir: str | Path, fps: float, mesh_format: str | None = "obj",
-                    progress=None, stop=None) -> list[Path]:
+def export_sequence(
+    model: FaceModel,
+    renderer: Renderer,
+    frames: list[SequenceFrame],
+    edits: Edits,
+    out_dir: str | Path,
+    fps: float,
+    mesh_format: str | None = "obj",
+    progress=None,
+    stop=None,
+) -> list[Path]:
     """Write the edited sequence: ``sequence.mp4`` (input crop | edited re-render) and, with a
     ``mesh_format``, one mesh per frame in ``meshes/``. Returns the written paths."""
     from engine.io import mesh as export
@@ -109,8 +127,9 @@ def export_sequence(model: FaceModel, renderer: Renderer, frames: list[SequenceF
             writer.write(np.concatenate([frame.crop, edited.image], axis=1))
             if mesh_format:
                 mesh = editor.mesh(edits)
-                written += export.write_mesh(mesh, out_dir / "meshes" / f"frame_{frame.index:06d}.{mesh_format}",
-                                             mesh_format)
+                written += export.write_mesh(
+                    mesh, out_dir / "meshes" / f"frame_{frame.index:06d}.{mesh_format}", mesh_format
+                )
             if progress is not None:
                 progress(done + 1, len(frames))
     written.insert(0, video_path)

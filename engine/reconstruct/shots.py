@@ -12,8 +12,12 @@ import cv2
 import numpy as np
 import torch
 
-CUT_DISTANCE = 0.3  # Bhattacharyya distance of consecutive frames' hue-saturation histograms (0.05 within a shot)
-IDENTITY_JUMP_CM = 0.35  # RMS distance (cm) between a frame's neutral shape and the track's (~0.07 within a track)
+CUT_DISTANCE = (
+    0.3  # Bhattacharyya distance of consecutive frames' hue-saturation histograms (0.05 within a shot)
+)
+IDENTITY_JUMP_CM = (
+    0.35  # RMS distance (cm) between a frame's neutral shape and the track's (~0.07 within a track)
+)
 MIN_TRACK_FRAMES = 3  # frames a track needs before a shape jump counts (the mean must have settled)
 
 
@@ -30,7 +34,10 @@ class CutDetector:
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
         cv2.normalize(hist, hist, 1, 0, cv2.NORM_L1)
         previous, self.previous = self.previous, hist
-        return previous is not None and cv2.compareHist(previous, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
+        return (
+            previous is not None
+            and cv2.compareHist(previous, hist, cv2.HISTCMP_BHATTACHARYYA) > self.threshold
+        )
 
 
 def shape_distance(face_model, identity_a: torch.Tensor, identity_b: torch.Tensor) -> float:

@@ -19,17 +19,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine.io import mesh as export
-from engine.io.atomic import atomic_path
 from engine.crop import CropSmoother, crop_params_from_landmarks
 from engine.detect import NoFaceError
+from engine.io import mesh as export
+from engine.io.atomic import atomic_path
 from engine.io.mesh import to_json
-from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
-from engine.reconstruct.views import params_record
-from engine.params import FaceParams
-from engine.reconstruct.shots import IDENTITY_JUMP_CM, MIN_TRACK_FRAMES, CutDetector, shape_distance
 from engine.io.staging import commit, discard, new_stage, remove_stale_stages, target_error
 from engine.io.video import VideoWriter, iter_frames, probe
+from engine.params import FaceParams
+from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
+from engine.reconstruct.shots import IDENTITY_JUMP_CM, MIN_TRACK_FRAMES, CutDetector, shape_distance
+from engine.reconstruct.views import params_record
 
 log = logging.getLogger("cest")
 POSE_SMOOTHING = 0.5  # weight of the previous frame's viewpoint
@@ -67,7 +67,10 @@ class Track:
         """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint."""
         weight = visibility if visibility is not None else torch.ones_like(params.albedo[:, :1])
         if self.identity_sum is None:
-            self.identity_sum, self.albedo_sum = torch.zeros_like(params.identity), torch.zeros_like(params.albedo)
+            self.identity_sum, self.albedo_sum = (
+                torch.zeros_like(params.identity),
+                torch.zeros_like(params.albedo),
+            )
             self.albedo_weight = torch.zeros_like(weight)
         self.identity_sum += params.identity
         self.weight_sum += 1
@@ -86,8 +89,15 @@ class Track:
         return smoothed
 
 
-def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: str | Path,
-                      meshes: bool = False, progress=None, stop=None, animation: bool = False) -> dict:
+def reconstruct_video(
+    reconstructor: Reconstructor,
+    path: str | Path,
+    out_dir: str | Path,
+    meshes: bool = False,
+    progress=None,
+    stop=None,
+    animation: bool = False,
+) -> dict:
     """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the last person),
     summary.json, with ``meshes`` one PLY per frame and with ``animation`` animation.glb and
     blendshapes.csv (engine/reconstruct/animation.py). ``progress(done, total)`` and ``stop()`` let
@@ -114,18 +124,23 @@ def reconstruct_video(reconstructor: Reconstructor, path: str | Path, out_dir: s
     return stats
 
 
-def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop,
-                      animation: bool = False) -> dict:
+def _reconstruct_into(
+    reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop, animation: bool = False
+) -> dict:
     track, cuts, last, main = Track(), CutDetector(), None, MainShape()
     stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
     problems: list[str] = []
     started = time.perf_counter()
-    bar = tqdm(total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False,
-               disable=None)  # a bar on a terminal only
+    bar = tqdm(
+        total=info.frames or None, unit="frame", desc=path.name[-24:], leave=False, disable=None
+    )  # a bar on a terminal only
     try:
         # Both files are written beside their final names and renamed when complete (Ctrl-C included).
-        with VideoWriter(folder / "reconstruction.mp4", info.fps) as writer, \
-                atomic_path(folder / "frames.jsonl") as lines_path, open(lines_path, "w") as lines:
+        with (
+            VideoWriter(folder / "reconstruction.mp4", info.fps) as writer,
+            atomic_path(folder / "frames.jsonl") as lines_path,
+            open(lines_path, "w") as lines,
+        ):
             try:
                 for index, seconds, frame in iter_frames(path, problems):
                     if stop is not None and stop():
@@ -141,8 +156,9 @@ def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: boo
                     lines.write(to_json(_frame_record(recon, index, path, seconds, track.number)) + "\n")
                     writer.write(_side_by_side(reconstructor, recon, frame))
                     if meshes and recon is not None:
-                        export.write_ply(reconstructor.mesh(recon.params),
-                                         folder / "meshes" / f"frame_{index:06d}.ply")
+                        export.write_ply(
+                            reconstructor.mesh(recon.params), folder / "meshes" / f"frame_{index:06d}.ply"
+                        )
                     bar.update()
                     if progress is not None:
                         progress(index + 1, info.frames)
@@ -152,8 +168,10 @@ def _reconstruct_into(reconstructor, path: Path, info, folder: Path, meshes: boo
     finally:
         bar.close()
     if last is None and not stats["interrupted"]:
-        raise NoFaceError(f"{path}: no face found in any of its {stats['frames']} frames "
-                          f"(a face smaller than about 1/20 of the frame may be too small to find)")
+        raise NoFaceError(
+            f"{path}: no face found in any of its {stats['frames']} frames "
+            f"(a face smaller than about 1/20 of the frame may be too small to find)"
+        )
     if last is not None:
         export.write_obj(reconstructor.mesh(last.params), folder / "face.obj")
     if animation and last is not None:
@@ -195,8 +213,12 @@ def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
         if partial.exists():
             discard(partial)
         os.rename(stage, partial)
-        log.warning("interrupted: kept the %d frames written in %s; the previous complete result in %s "
-                    "is untouched", stats["frames"], partial, out_dir)
+        log.warning(
+            "interrupted: kept the %d frames written in %s; the previous complete result in %s is untouched",
+            stats["frames"],
+            partial,
+            out_dir,
+        )
         return partial
     commit(stage, out_dir)
     if stats["interrupted"]:
@@ -204,8 +226,9 @@ def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
     return out_dir
 
 
-def _frame(reconstructor: Reconstructor, track: Track, cuts: CutDetector, frame: np.ndarray,
-           seconds: float) -> Reconstruction | None:
+def _frame(
+    reconstructor: Reconstructor, track: Track, cuts: CutDetector, frame: np.ndarray, seconds: float
+) -> Reconstruction | None:
     faces = reconstructor.detector.detect(frame)
     cut = cuts(frame)
     if not faces:
@@ -226,8 +249,13 @@ def _estimate(reconstructor: Reconstructor, track: Track, frame: np.ndarray, fac
     return reconstructor.reconstruct_face(frame, face, crop_box=box)
 
 
-def _frame_record(recon: Reconstruction | None, index: int, path: Path,
-                  seconds: float | None = None, track: int | None = None) -> dict:
+def _frame_record(
+    recon: Reconstruction | None,
+    index: int,
+    path: Path,
+    seconds: float | None = None,
+    track: int | None = None,
+) -> dict:
     if recon is None:
         record = {"frame": index, "face": False}
     else:
@@ -239,7 +267,9 @@ def _frame_record(recon: Reconstruction | None, index: int, path: Path,
     return record
 
 
-def _side_by_side(reconstructor: Reconstructor, recon: Reconstruction | None, frame: np.ndarray) -> np.ndarray:
+def _side_by_side(
+    reconstructor: Reconstructor, recon: Reconstruction | None, frame: np.ndarray
+) -> np.ndarray:
     from engine.reconstruct.reconstructor import CROP_SIZE
 
     if recon is None:

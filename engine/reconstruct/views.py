@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from engine.io import mesh as export
-from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
 from engine.lighting import LightSettings, settings_to_sh
+from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
 from engine.render import RenderOutput
 
 MAP_NAMES = ("depth", "normals", "albedo", "shading")
@@ -59,8 +59,13 @@ def mesh_overlay(reconstructor: Reconstructor, recon: Reconstruction, crop: torc
     return to_uint8(blend)
 
 
-PREVIEW_PANELS = (("input", "input"), ("render", "re-rendered"), ("albedo", "albedo"),
-                  ("shading", "shading"), ("overlay", "mesh"))
+PREVIEW_PANELS = (
+    ("input", "input"),
+    ("render", "re-rendered"),
+    ("albedo", "albedo"),
+    ("shading", "shading"),
+    ("overlay", "mesh"),
+)
 
 
 def preview_strip(views: dict[str, np.ndarray]) -> np.ndarray:
@@ -80,8 +85,9 @@ def label_panel(image: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def write_reconstruction(reconstructor: Reconstructor, recon: Reconstruction, out_dir: str | Path,
-                         formats=export.MESH_FORMATS) -> list[Path]:
+def write_reconstruction(
+    reconstructor: Reconstructor, recon: Reconstruction, out_dir: str | Path, formats=export.MESH_FORMATS
+) -> list[Path]:
     """Write face.obj/.mtl/_albedo.png, face.ply, face.glb, params.json, the maps and preview.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,10 +110,11 @@ def params_record(recon: Reconstruction, frame: int | None = None) -> dict:
         "method": recon.method,
         "face_box_xyxy": [round(float(v), 2) for v in recon.face.box],
         "landmarks_68_xy": np.round(recon.face.landmarks, 2).tolist(),
-        "crop_centre_side_px": [round(v, 2) for v in (recon.crop_box.cx, recon.crop_box.cy, recon.crop_box.side)],
+        "crop_centre_side_px": [
+            round(v, 2) for v in (recon.crop_box.cx, recon.crop_box.cy, recon.crop_box.side)
+        ],
         **recon.params.to_json(),
     }
     if frame is not None:
         record = {"frame": frame, **record}
     return record
-

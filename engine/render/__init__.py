@@ -22,7 +22,18 @@ from engine.render.renderer import BACKENDS, Renderer, RenderOutput, pytorch3d_a
 from engine.render.shade import sample_texture, shade, vertex_face_matrix, vertex_normals
 
 __all__ = [
-    "BACKENDS", "Fragments", "PixelList", "RenderOutput", "Renderer", "front_facing", "interpolate",
-    "pytorch3d_available", "rasterize", "render", "sample_texture", "shade", "vertex_face_matrix",
+    "BACKENDS",
+    "Fragments",
+    "PixelList",
+    "RenderOutput",
+    "Renderer",
+    "front_facing",
+    "interpolate",
+    "pytorch3d_available",
+    "rasterize",
+    "render",
+    "sample_texture",
+    "shade",
+    "vertex_face_matrix",
     "vertex_normals",
 ]

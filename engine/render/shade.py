@@ -93,7 +93,6 @@ def shade(
     return _shade_pixels(cache.fragments, cache.interpolants, albedo, light, background)
 
 
-
 @dataclass
 class RenderOutput:
     """What a render produces; also the cache that :func:`shade` re-lights.

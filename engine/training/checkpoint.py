@@ -53,8 +53,13 @@ def _tuples(value):
 
 def save_checkpoint(path: Path, model: CestModel, optimizer, step: int, config: TrainConfig) -> None:
     """Write atomically; on a full disk the previous checkpoint stays and a clear error says so."""
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-             "rng": rng_state(), "config": json.dumps(config.to_dict())}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "rng": rng_state(),
+        "config": json.dumps(config.to_dict()),
+    }
     try:
         # Serialised in memory, written with Python's I/O: a full disk then raises OSError(ENOSPC)
         # (torch.save straight to a file raises a bare RuntimeError from its zip writer instead).
@@ -67,8 +72,10 @@ def save_checkpoint(path: Path, model: CestModel, optimizer, step: int, config: 
     except OSError as err:
         if err.errno == errno.ENOSPC:
             kept = f"the previous checkpoint {path} is kept" if path.exists() else "no checkpoint was kept"
-            raise TrainingError(f"disk full while writing a checkpoint at step {step}: {kept}; "
-                                f"free some space and rerun with --resume") from err
+            raise TrainingError(
+                f"disk full while writing a checkpoint at step {step}: {kept}; "
+                f"free some space and rerun with --resume"
+            ) from err
         raise
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import yaml
 
-from engine.model.chain import CestConfig
 from engine.config_check import config_problem
-from engine.training.data.mixture import DataConfig
 from engine.errors import CestError
+from engine.model.chain import CestConfig
+from engine.training.data.mixture import DataConfig
 from engine.training.losses import LossWeights
 
 
@@ -50,20 +50,28 @@ class TrainConfig:
     log: LogConfig = field(default_factory=LogConfig)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         """Build and check a config: a wrong key, type or value is a TrainingError naming the key."""
         if not isinstance(values, dict):
-            raise TrainingError(f"a training config is a mapping of settings (key: value), "
-                                f"not {type(values).__name__}")
+            raise TrainingError(
+                f"a training config is a mapping of settings (key: value), not {type(values).__name__}"
+            )
         values = dict(values)
-        parts = {"model": CestConfig.from_dict, "losses": LossWeights.from_dict, "data": DataConfig.from_dict,
-                 "optim": lambda v: _plain(OptimConfig, v), "log": lambda v: _plain(LogConfig, v)}
+        parts = {
+            "model": CestConfig.from_dict,
+            "losses": LossWeights.from_dict,
+            "data": DataConfig.from_dict,
+            "optim": lambda v: _plain(OptimConfig, v),
+            "log": lambda v: _plain(LogConfig, v),
+        }
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise TrainingError(f"unknown config keys: {sorted(unknown)}")
         for key in parts:
             if not isinstance(values.get(key) or {}, dict):
-                raise TrainingError(f"config section {key} must be a mapping (key: value), got {values[key]!r}")
+                raise TrainingError(
+                    f"config section {key} must be a mapping (key: value), got {values[key]!r}"
+                )
         try:
             built = {k: parts[k](values.pop(k) or {}) for k in list(values) if k in parts}
             config = cls(**values, **built)
@@ -108,7 +116,9 @@ def load_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
     values = read_yaml(path)
     values = {} if values is None else values
     if not isinstance(values, dict):
-        raise TrainingError(f"{path} must hold a mapping of settings (key: value), not a {type(values).__name__}")
+        raise TrainingError(
+            f"{path} must hold a mapping of settings (key: value), not a {type(values).__name__}"
+        )
     return TrainConfig.from_dict(merge_dicts(values, overrides or {}))
 
 
@@ -116,7 +126,11 @@ def merge_dicts(base: dict, extra: dict) -> dict:
     out = dict(base)
     for key, value in extra.items():
         current = out.get(key)
-        out[key] = merge_dicts(current if isinstance(current, dict) else {}, value) if isinstance(value, dict) else value
+        out[key] = (
+            merge_dicts(current if isinstance(current, dict) else {}, value)
+            if isinstance(value, dict)
+            else value
+        )
     return out
 
 

@@ -11,25 +11,42 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.model.chain import read_weights
 from engine.errors import CestError
+from engine.model.chain import read_weights
 from engine.training.trainer import TrainConfig, TrainingError, load_config, merge_dicts, train
 
 # The recipe of configs/finetune.yaml, built in so that an installed app needs no config file.
 FINETUNE_RECIPE = {
     "seed": 0,
     "threads": 1,
-    "losses": {"photometric": 1.0, "swap": 1.0, "symmetry": 0.5, "landmark": 1.0,
-               "identity": 0.003, "expression": 0.001, "light": 0.05},
-    "data": {"clips_per_batch": 2, "frames_per_clip": 4, "max_gap": 3, "synthetic_clips": 0,
-             "frame_step": 2, "max_frames": 400},
+    "losses": {
+        "photometric": 1.0,
+        "swap": 1.0,
+        "symmetry": 0.5,
+        "landmark": 1.0,
+        "identity": 0.003,
+        "expression": 0.001,
+        "light": 0.05,
+    },
+    "data": {
+        "clips_per_batch": 2,
+        "frames_per_clip": 4,
+        "max_gap": 3,
+        "synthetic_clips": 0,
+        "frame_step": 2,
+        "max_frames": 400,
+    },
     "optim": {"steps": 300, "lr": 0.0001, "warmup_steps": 20, "lr_min_fraction": 0.2, "grad_clip": 5.0},
     "log": {"every": 10, "samples_every": 50, "checkpoint_every": 50, "samples": 6},
 }
 
 
-def finetune_config(video: str | Path, from_weights: str | Path | None, steps: int | None = None,
-                    config: str | Path | None = None) -> TrainConfig:
+def finetune_config(
+    video: str | Path,
+    from_weights: str | Path | None,
+    steps: int | None = None,
+    config: str | Path | None = None,
+) -> TrainConfig:
     """The fine-tuning recipe for ``video``, with the model config of ``from_weights``."""
     overrides: dict = {"data": {"videos": [str(video)]}}
     if steps is not None:
@@ -42,9 +59,17 @@ def finetune_config(video: str | Path, from_weights: str | Path | None, steps: i
     return TrainConfig.from_dict(merge_dicts(FINETUNE_RECIPE, overrides))
 
 
-def finetune(video: str | Path, from_weights: str | Path | None, out_dir: str | Path, steps: int | None = None,
-             config: str | Path | None = None, progress_callback=None, stop_event=None,
-             resume: bool = False, overwrite: bool = False) -> Path:
+def finetune(
+    video: str | Path,
+    from_weights: str | Path | None,
+    out_dir: str | Path,
+    steps: int | None = None,
+    config: str | Path | None = None,
+    progress_callback=None,
+    stop_event=None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Path:
     """Fine-tune ``from_weights`` (default: the shipped weights) on one video -> the new weights' path."""
     if from_weights is None:
         from engine.reconstruct.reconstructor import default_weights
@@ -55,23 +80,41 @@ def finetune(video: str | Path, from_weights: str | Path | None, out_dir: str | 
     if not Path(video).is_file():
         raise TrainingError(f"no video at {video}")
     cfg = finetune_config(video, from_weights, steps, config)
-    return train(cfg, out_dir, progress_callback, stop_event, resume=resume,
-                 init_weights=None if resume else from_weights, overwrite=overwrite)
+    return train(
+        cfg,
+        out_dir,
+        progress_callback,
+        stop_event,
+        resume=resume,
+        init_weights=None if resume else from_weights,
+        overwrite=overwrite,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine.finetune", description=__doc__.split("\n")[0])
     parser.add_argument("video", help="a video of one person")
-    parser.add_argument("--from", dest="weights", default=None, help="weights to start from (default: shipped)")
+    parser.add_argument(
+        "--from", dest="weights", default=None, help="weights to start from (default: shipped)"
+    )
     parser.add_argument("--out", "-o", required=True, help="output folder")
     parser.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
-    parser.add_argument("--config", default=None, help="a fine-tuning recipe (YAML) instead of the built-in one")
+    parser.add_argument(
+        "--config", default=None, help="a fine-tuning recipe (YAML) instead of the built-in one"
+    )
     parser.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
     args = parser.parse_args(argv)
     try:
-        weights = finetune(args.video, args.weights, args.out, args.steps, args.config, resume=args.resume,
-                           overwrite=args.overwrite)
+        weights = finetune(
+            args.video,
+            args.weights,
+            args.out,
+            args.steps,
+            args.config,
+            resume=args.resume,
+            overwrite=args.overwrite,
+        )
     except CestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -32,7 +32,7 @@ class LossWeights:
     landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
 
     @classmethod
-    def from_dict(cls, values: dict) -> "LossWeights":
+    def from_dict(cls, values: dict) -> LossWeights:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown loss keys: {sorted(unknown)}")
@@ -53,7 +53,9 @@ def photometric_loss(rendered: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return (err * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def landmark_loss(projected: Tensor, target: Tensor, jaw_weight: float = 0.5, valid: Tensor | None = None) -> Tensor:
+def landmark_loss(
+    projected: Tensor, target: Tensor, jaw_weight: float = 0.5, valid: Tensor | None = None
+) -> Tensor:
     """Mean weighted distance of (B, 68, 2) projected landmarks to the detected ones, in NDC."""
     weights = projected.new_ones(68)
     weights[:17] = jaw_weight
@@ -104,7 +106,9 @@ class LossResult:
     render: RenderOutput  # own-reflectance render, for pictures
 
 
-def render_params(params: FaceParams, model: FaceModel, renderer: Renderer, size: int) -> tuple[RenderOutput, Tensor]:
+def render_params(
+    params: FaceParams, model: FaceModel, renderer: Renderer, size: int
+) -> tuple[RenderOutput, Tensor]:
     """Render FaceParams at ``size``; also return the crop-NDC vertices."""
     _, cam, ndc = params.geometry(model)
     return renderer.render(cam, ndc, params.albedo, params.light, size), ndc
@@ -132,7 +136,9 @@ def cest_losses(
         flipped = shade(out, symmetry_albedo(params.albedo), params.light)
         terms["symmetry"] = photometric_loss(flipped.image, image, mask)
     projected = model.landmark_vertices(ndc)[..., :2]
-    terms["landmark"] = landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
+    terms["landmark"] = landmark_loss(
+        projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid")
+    )
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
     if weights.light:

@@ -20,9 +20,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -86,8 +86,13 @@ def lr_at(step: int, cfg: OptimConfig) -> float:
 class Trainer:
     """Owns the model, optimizer, data and outputs of one run."""
 
-    def __init__(self, config: TrainConfig, out_dir: str | Path, init_weights: str | Path | None = None,
-                 data: TrainingData | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: str | Path,
+        init_weights: str | Path | None = None,
+        data: TrainingData | None = None,
+    ):
         self.config, self.out = config, Path(out_dir)
         self.dist = setup_distributed(config.device)
         self.device = torch.device(config.device)
@@ -96,8 +101,9 @@ class Trainer:
         self.face_model = FaceModel.load(device=self.device)
         self.renderer = Renderer(self.face_model.faces, self.face_model.uvs).to(self.device)
         self.model = self._build_model(init_weights)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), config.optim.lr,
-                                          weight_decay=config.optim.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), config.optim.lr, weight_decay=config.optim.weight_decay
+        )
         self.net = self._wrap(self.model)
         self.data = data or self._prepare_data()
         self.step = 0
@@ -115,8 +121,9 @@ class Trainer:
 
         def build() -> TrainingData:
             try:
-                return TrainingData(cfg.data, cfg.model.image_size, cfg.model.texture_size, cfg.seed,
-                                    self.face_model)
+                return TrainingData(
+                    cfg.data, cfg.model.image_size, cfg.model.texture_size, cfg.seed, self.face_model
+                )
             except ValueError as err:  # no usable data (a video with no face, say): one clear line
                 raise TrainingError(str(err)) from err
 
@@ -153,8 +160,13 @@ class Trainer:
         terms["total"] = float(result.total.detach())
         return terms
 
-    def run(self, progress_callback: Callable[[dict], None] | None = None,
-            stop_event: threading.Event | None = None, resume: bool = False, overwrite: bool = False) -> Path:
+    def run(
+        self,
+        progress_callback: Callable[[dict], None] | None = None,
+        stop_event: threading.Event | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+    ) -> Path:
         """Train to ``optim.steps``. The run folder is locked meanwhile; one that holds a run is
         refused unless ``resume`` (continue it) or ``overwrite`` (replace it) is given."""
         lock = RunLock(self.out) if self.dist.main else None
@@ -191,13 +203,17 @@ class Trainer:
                     break
                 terms = self.train_step(self.step)
                 self.step += 1
-                logger.step(self.step, terms, self.data.config.clips_per_batch * self.data.config.frames_per_clip)
+                logger.step(
+                    self.step, terms, self.data.config.clips_per_batch * self.data.config.frames_per_clip
+                )
                 if main and self.step % cfg.log.samples_every == 0:
                     logger.samples(self.step, self.sample_grid(sample_batch))
                 if self.step % cfg.log.checkpoint_every == 0:
                     self.checkpoint()
             if main and self.step % cfg.log.samples_every != 0:
-                logger.samples(self.step, self.sample_grid(sample_batch))  # a short or stopped run shows one too
+                logger.samples(
+                    self.step, self.sample_grid(sample_batch)
+                )  # a short or stopped run shows one too
             self.checkpoint()  # stopped or done: Resume continues from this very step
         except BaseException as err:
             logger.finish("error" if not isinstance(err, KeyboardInterrupt) else "stopped", str(err))
@@ -233,8 +249,14 @@ class Trainer:
         swapped = shade(out, params.albedo.roll(1, 0), params.light)
         over = lambda r: r.image.clamp(0, 1) * r.mask + image * (1 - r.mask)  # noqa: E731
         albedo = torch.nn.functional.interpolate(params.albedo, size=(size, size), mode="bilinear")
-        cols = [image, over(out), over(swapped), albedo, out.shading.clamp(0, 1),
-                (out.normals * 0.5 + 0.5) * out.mask]
+        cols = [
+            image,
+            over(out),
+            over(swapped),
+            albedo,
+            out.shading.clamp(0, 1),
+            (out.normals * 0.5 + 0.5) * out.mask,
+        ]
         grid = torch.cat([torch.cat(list(c), 1) for c in cols], 2)  # (3, n*S, 6*S)
         return (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
@@ -256,7 +278,9 @@ class _Logger:
         if cfg.log.progress_bar:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=cfg.optim.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
+            self.bar = tqdm(
+                total=cfg.optim.steps, initial=start, desc="train", unit="step", dynamic_ncols=True
+            )
 
     def step(self, step: int, terms: dict[str, float], images: int) -> None:
         self.latest, self.last_step = terms, step
@@ -277,11 +301,17 @@ class _Logger:
         done = max(step - self.start_step, 0)
         per_step = elapsed / done if done else None
         status = {
-            "state": state, "step": step, "steps": self.cfg.optim.steps, "losses": self.latest,
+            "state": state,
+            "step": step,
+            "steps": self.cfg.optim.steps,
+            "losses": self.latest,
             "elapsed_s": round(elapsed, 1),
             "eta_s": round(per_step * (self.cfg.optim.steps - step), 1) if per_step else None,
-            "images_per_s": round(done * getattr(self, "images_per_step", 0) / elapsed, 2) if elapsed else None,
-            "message": message, "time": time.time(),
+            "images_per_s": round(done * getattr(self, "images_per_step", 0) / elapsed, 2)
+            if elapsed
+            else None,
+            "message": message,
+            "time": time.time(),
         }
         if self.main:
             try:
@@ -313,8 +343,15 @@ class _Logger:
 # ------------------------------------------------------------------------------ entry points
 
 
-def train(config: TrainConfig | str | Path, out_dir: str | Path, progress_callback=None, stop_event=None,
-          resume: bool = False, init_weights: str | Path | None = None, overwrite: bool = False) -> Path:
+def train(
+    config: TrainConfig | str | Path,
+    out_dir: str | Path,
+    progress_callback=None,
+    stop_event=None,
+    resume: bool = False,
+    init_weights: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Train a CEST model; returns the path of the weights (safetensors) written to ``out_dir``.
     A folder that holds a run is refused unless ``resume`` or ``overwrite`` (see engine.io.runlock)."""
     if not isinstance(config, TrainConfig):
@@ -361,12 +398,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="training config (YAML), e.g. configs/default.yaml")
     parser.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace the run the folder holds (without it such a folder is refused)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run the folder holds (without it such a folder is refused)",
+    )
     parser.add_argument("--init", default=None, help="start from these weights (safetensors)")
     parser.add_argument("--steps", type=int, default=None, help="override optim.steps")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set model.conditional=false")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.conditional=false",
+    )
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
@@ -375,8 +420,14 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, overrides)
         out = args.out or str(Path("runs") / Path(args.config).stem)
         with stop_on_sigint() as stop:
-            weights = train(config, out, stop_event=stop, resume=args.resume, init_weights=args.init,
-                            overwrite=args.overwrite)
+            weights = train(
+                config,
+                out,
+                stop_event=stop,
+                resume=args.resume,
+                init_weights=args.init,
+                overwrite=args.overwrite,
+            )
     except CestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -384,8 +435,10 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped at once: resuming continues from the last checkpoint", file=sys.stderr)
         return 130
     if stop.is_set():
-        print("stopped after the current step; its checkpoint is kept and resuming continues from it",
-              file=sys.stderr)
+        print(
+            "stopped after the current step; its checkpoint is kept and resuming continues from it",
+            file=sys.stderr,
+        )
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"weights: {weights}")
     return 0

@@ -48,8 +48,12 @@ def render(svg: Path, size: int, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--window-icon", type=Path, default=None,
-                        help=f"also copy the {WINDOW_ICON_SIZE} px PNG here (the app's window icon)")
+    parser.add_argument(
+        "--window-icon",
+        type=Path,
+        default=None,
+        help=f"also copy the {WINDOW_ICON_SIZE} px PNG here (the app's window icon)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtGui import QGuiApplication
@@ -64,10 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     images = {size: Image.open(png_path(size)).convert("RGBA") for size in SIZES}
     largest = images[max(ICO_SIZES)]
     # Pillow's ICO writer takes the largest image and the sizes; give it each size's own drawing.
-    largest.save(HERE / "cest-studio.ico", format="ICO", sizes=[(s, s) for s in ICO_SIZES],
-                 append_images=[images[s] for s in ICO_SIZES if s != max(ICO_SIZES)])
-    images[512].save(HERE / "cest-studio.icns", format="ICNS",
-                     append_images=[images[s] for s in (16, 32, 64, 128, 256)])
+    largest.save(
+        HERE / "cest-studio.ico",
+        format="ICO",
+        sizes=[(s, s) for s in ICO_SIZES],
+        append_images=[images[s] for s in ICO_SIZES if s != max(ICO_SIZES)],
+    )
+    images[512].save(
+        HERE / "cest-studio.icns", format="ICNS", append_images=[images[s] for s in (16, 32, 64, 128, 256)]
+    )
     if args.window_icon:
         args.window_icon.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png_path(WINDOW_ICON_SIZE), args.window_icon)

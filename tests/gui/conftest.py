@@ -55,13 +55,17 @@ def window(qapp, tmp_path_factory, request):
     from cest_studio.main_window import MainWindow
 
     settings = QSettings(str(tmp_path_factory.mktemp("settings") / "studio.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings, model=model_key(), threads=int(os.environ.get("CEST_TEST_THREADS", "2")))
+    win = MainWindow(
+        settings=settings, model=model_key(), threads=int(os.environ.get("CEST_TEST_THREADS", "2"))
+    )
     win.resize(1280, 800)
     win.show()
     from pytestqt.qtbot import QtBot
 
     # start-up (engine and 3D view loading) is not what the tests measure: let it finish first
-    QtBot(request).waitUntil(lambda: win.tab.viewport.is_ready and win.model_info is not None, timeout=120_000)
+    QtBot(request).waitUntil(
+        lambda: win.tab.viewport.is_ready and win.model_info is not None, timeout=120_000
+    )
     yield win
     win.close()
     win.deleteLater()
@@ -96,5 +100,5 @@ def make_video(path: Path, frames: int = 6, size: int = 288) -> Path:
     with VideoWriter(path, 10) as writer:
         for i in range(frames):
             x0, y0 = 60 + 6 * i, 10 + 3 * i
-            writer.write(np.ascontiguousarray(image[y0:y0 + size, x0:x0 + size]))
+            writer.write(np.ascontiguousarray(image[y0 : y0 + size, x0 : x0 + size]))
     return path

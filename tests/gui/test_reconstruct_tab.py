@@ -54,10 +54,18 @@ def test_open_sample_shows_input_render_and_viewport(qtbot, window, opened):
     save_shot(window, "01_sample_opened")
 
 
-@pytest.mark.parametrize("name, value", [
-    ("azimuth", 75), ("elevation", -40), ("intensity", 1.6), ("ambient", 0.1),
-    ("yaw", 35), ("pitch", -20), ("roll", 25),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("azimuth", 75),
+        ("elevation", -40),
+        ("intensity", 1.6),
+        ("ambient", 0.1),
+        ("yaw", 35),
+        ("pitch", -20),
+        ("roll", 25),
+    ],
+)
 def test_each_slider_changes_render_and_viewport(qtbot, window, opened, name, value):
     slider = window.tab.controls.sliders()[name]
     before_2d, before_3d = _images(window)
@@ -142,10 +150,20 @@ def test_export_through_the_dialog(qtbot, window, opened, tmp_path):
         dialog.accept()  # the OK button's path: accepted -> MainWindow.export_to(dialog.options())
     files = {p.split("/")[-1] for p in done.args[0]}
     out = tmp_path / "out"
-    for name in ("astro.obj", "astro.mtl", "astro.ply", "astro.glb", "astro_3d_view.png", "astro_map_render.png",
-                 "astro_albedo.png", "astro_map_albedo.png", "astro_map_shading.png", "astro_map_normals.png",
-                 "astro_map_depth.png",
-                 "astro_params.json"):
+    for name in (
+        "astro.obj",
+        "astro.mtl",
+        "astro.ply",
+        "astro.glb",
+        "astro_3d_view.png",
+        "astro_map_render.png",
+        "astro_albedo.png",
+        "astro_map_albedo.png",
+        "astro_map_shading.png",
+        "astro_map_normals.png",
+        "astro_map_depth.png",
+        "astro_params.json",
+    ):
         assert name in files, name
         assert (out / name).stat().st_size > 0, name
     mesh = trimesh.load(out / "astro.obj", force="mesh", process=False)
@@ -187,8 +205,13 @@ def test_bad_files_show_a_message_and_the_window_stays_usable(qtbot, window, ope
     Image.fromarray(np.full((200, 300, 3), 128, np.uint8)).save(blank)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(blank))])
-    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     with qtbot.waitSignal(window.error_shown, timeout=60_000) as err:
         window.dropEvent(event)  # drag and drop goes through the same open path
     assert "no face" in err.args[0].lower()
@@ -226,7 +249,9 @@ def test_shortcuts_and_settings(window, opened):
     shortcuts = {a.shortcut().toString() for a in window.actions()}
     for key in ("Ctrl+O", "Ctrl+E", "R", "Ctrl+Q"):
         assert QKeySequence(key).toString() in shortcuts, key
-    assert window.settings.value("model/current") in ("fit",) or str(window.settings.value("model/current")).startswith("cest:")
+    assert window.settings.value("model/current") in ("fit",) or str(
+        window.settings.value("model/current")
+    ).startswith("cest:")
     assert window.settings.value("files/last_folder")
 
 
@@ -296,8 +321,13 @@ def _hostile_inputs(tmp_path):
     folder.mkdir()
     odd = tmp_path / "visage d'été – ünïcode.png"
     Image.fromarray(sample).convert("RGBA").save(odd)
-    return {"empty": (empty, "error"), "truncated": (truncated, "either"), "tiny": (tiny, "error"),
-            "folder": (folder, "error"), "unicode path, alpha": (odd, "face")}
+    return {
+        "empty": (empty, "error"),
+        "truncated": (truncated, "either"),
+        "tiny": (tiny, "error"),
+        "folder": (folder, "error"),
+        "unicode path, alpha": (odd, "face"),
+    }
 
 
 def test_hostile_inputs_give_a_message_or_a_face(qtbot, window, opened, tmp_path):

@@ -60,7 +60,9 @@ class LoopProbe:
             return
         ms = int((time.perf_counter() - self._gc_start) * 1000)
         if ms >= 5:
-            self.gc_pauses.append((self.clock.elapsed(), info["generation"], ms, threading.current_thread().name))
+            self.gc_pauses.append(
+                (self.clock.elapsed(), info["generation"], ms, threading.current_thread().name)
+            )
 
     def __enter__(self):
         import gc
@@ -78,8 +80,12 @@ class LoopProbe:
         gc.callbacks.remove(self._gc)
 
     def report(self) -> dict:
-        return {"max_gap_ms": self.max_gap, "ticks": len(self.gaps), "gaps_over_30ms": self.long,
-                "gc_pauses_over_5ms": self.gc_pauses}
+        return {
+            "max_gap_ms": self.max_gap,
+            "ticks": len(self.gaps),
+            "gaps_over_30ms": self.long,
+            "gc_pauses_over_5ms": self.gc_pauses,
+        }
 
     @property
     def max_gap(self) -> int:
@@ -93,8 +99,12 @@ class LoopProbe:
     def check(self, what: str, limit: int = 50) -> dict:
         load = os.getloadavg()[0]
         cores = os.cpu_count() or 1
-        figures = {**self.report(), "max_gui_busy_ms": self.max_busy, "load_average": round(load, 2),
-                   "cores": cores}
+        figures = {
+            **self.report(),
+            "max_gui_busy_ms": self.max_busy,
+            "load_average": round(load, 2),
+            "cores": cores,
+        }
         print(f"\nevent loop while {what}:", json.dumps(figures))
         # The GUI thread's own work between two ticks is what "blocking" is: asserted always.
         assert self.max_busy < limit, f"the GUI thread worked {self.max_busy} ms without a break ({what})"
@@ -105,8 +115,10 @@ class LoopProbe:
             figures["p99_gap_ms"] = p99
             assert p99 < limit, f"the event loop stalled: 99th percentile gap {p99} ms ({what})"
         else:
-            print(f"machine overloaded (load {load:.1f} on {cores} cores): the wall-clock gap "
-                  f"{self.max_gap} ms includes time given to other processes; not asserted")
+            print(
+                f"machine overloaded (load {load:.1f} on {cores} cores): the wall-clock gap "
+                f"{self.max_gap} ms includes time given to other processes; not asserted"
+            )
         return figures
 
 
@@ -145,9 +157,14 @@ def test_video_background_reconstruction_scrub_export_and_latency(qtbot, window,
     timeline.toggle_play()
     timeline.progress.setRange(0, 75)
     timeline.progress.setValue(20)
-    assert timeline.progress.fontMetrics().horizontalAdvance(timeline.progress.text()) < timeline.progress.width()
+    assert (
+        timeline.progress.fontMetrics().horizontalAdvance(timeline.progress.text())
+        < timeline.progress.width()
+    )
     with qtbot.waitSignal(window.video_finished, timeout=5_000):  # a damaged file is not a plain success
-        window._video_done(window._video, {**summary, "damaged": "skipped damaged data (x); 6 frames decoded"})
+        window._video_done(
+            window._video, {**summary, "damaged": "skipped damaged data (x); 6 frames decoded"}
+        )
     assert window.message.kind == "warning" and "damaged" in window.message.text()
     save_shot(window, "06_video_scrubbed")
 
@@ -275,8 +292,14 @@ def test_window_opens_within_3_seconds(tmp_path):
     """The console script's window appears fast: heavy modules load after it shows."""
     env = dict(os.environ, QT_API="pyside6", CEST_STUDIO_SETTINGS=str(tmp_path / "settings.ini"))
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "cest_studio", "--exit-after-show", "--model", "fit"],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "cest_studio", "--exit-after-show", "--model", "fit"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=ROOT,
+    )
     total = time.perf_counter() - start
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("window shown in")), None)
     assert out.returncode == 0 and line, out.stderr[-2000:]
@@ -310,10 +333,11 @@ def test_train_tab_defaults_folder_recipes_and_start_model(qtbot, window, tmp_pa
     runs = setup.default_runs_folder()
     assert " " not in str(runs) and str(runs).count("cest-studio") == 1
     names = [tab.recipe.itemText(i) for i in range(tab.recipe.count())]
-    assert len(names) == len(set(names)) and not (setup.FINETUNE_RECIPE in names and setup.BUILTIN_RECIPE in names)
-    from engine.reconstruct.reconstructor import default_weights
-
+    assert len(names) == len(set(names)) and not (
+        setup.FINETUNE_RECIPE in names and setup.BUILTIN_RECIPE in names
+    )
     from cest_studio.tasks import available_models
+    from engine.reconstruct.reconstructor import default_weights
 
     tab.start_model.clear()  # as a new window has it
     tab.set_models(available_models())

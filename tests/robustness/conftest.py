@@ -2,7 +2,7 @@
 
 Most tests here are about what happens *around* the maths (reading, detecting, batching, writing),
 so they share one ``method="fit"`` Reconstructor whose fit is a closed-form stand-in (the fit and the
-renderer are covered by `tests/test_fit.py`, `tests/test_cli.py` and the others; here a few tests ask
+renderer are covered by `tests/engine/model/test_fit.py`, `tests/engine/test_cli.py` and the others; here a few tests ask
 for the real landmark fit, and `test_images.py::test_real_fit_on_a_non_ascii_path` runs it all).
 """
 
@@ -153,9 +153,15 @@ def small_tmpfs(folder: Path, size: str):
     """A tmpfs of ``size`` mounted at folder (needs root and a mount-capable sandbox; else skip)."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        mounted = os.geteuid() == 0 and subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-            capture_output=True, timeout=30).returncode == 0
+        mounted = (
+            os.geteuid() == 0
+            and subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                capture_output=True,
+                timeout=30,
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.SubprocessError):  # no mount binary, or it hung
         mounted = False
     if not mounted:
@@ -166,5 +172,13 @@ def small_tmpfs(folder: Path, size: str):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-__all__ = ["ROOT", "SAMPLE", "PYTHON", "error_lines", "jpeg_bytes", "eye_geometry", "read_jsonl",
-           "small_tmpfs"]
+__all__ = [
+    "ROOT",
+    "SAMPLE",
+    "PYTHON",
+    "error_lines",
+    "jpeg_bytes",
+    "eye_geometry",
+    "read_jsonl",
+    "small_tmpfs",
+]

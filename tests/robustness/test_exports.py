@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.io import mesh as export
 from engine.errors import CestError, WriteError
+from engine.io import mesh as export
 from tests.robustness.conftest import PYTHON, ROOT, SAMPLE, cheap_views, error_lines, read_jsonl, small_tmpfs
 
 
@@ -26,7 +26,8 @@ def writer(monkeypatch, fast_reconstructor):
 
     monkeypatch.setattr(engine.reconstruct.views, "render_views", cheap_views)
     return lambda recon, folder, formats=export.MESH_FORMATS: engine.reconstruct.views.write_reconstruction(
-        fast_reconstructor, recon, folder, formats)
+        fast_reconstructor, recon, folder, formats
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +112,9 @@ def test_kill_during_an_export_keeps_the_old_file(tmp_path, two_recons, fast_rec
     export.write_glb(fast_reconstructor.mesh(old.params), tmp_path / "face.glb")
     good = (tmp_path / "face.glb").read_bytes()
     mesh = fast_reconstructor.mesh(new.params)
-    np.savez(tmp_path / "mesh.npz", vertices=mesh.vertices, faces=mesh.faces, uvs=mesh.uvs,
-             texture=mesh.texture)
+    np.savez(
+        tmp_path / "mesh.npz", vertices=mesh.vertices, faces=mesh.faces, uvs=mesh.uvs, texture=mesh.texture
+    )
     code = """
 import sys, time
 from pathlib import Path
@@ -129,8 +131,9 @@ export.write_glb(export.MeshData(m["vertices"], m["faces"], m["uvs"], m["texture
 """
     flag = tmp_path / "writing"
     args = [str(tmp_path / "mesh.npz"), str(flag), str(tmp_path / "face.glb")]
-    proc = subprocess.Popen([PYTHON, "-c", code, *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [PYTHON, "-c", code, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 120
     while not flag.exists():
         assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
@@ -184,8 +187,9 @@ def test_cli_output_folder_is_a_file(tmp_path, cli, capsys):
 
 
 def _clip(path: Path, n: int) -> Path:
-    from engine.io.video import VideoWriter
     from PIL import Image
+
+    from engine.io.video import VideoWriter
 
     face = np.asarray(Image.open(SAMPLE).convert("RGB").crop((110, 10, 340, 262)).resize((240, 264)))
     with VideoWriter(path, 10) as out:
@@ -194,8 +198,9 @@ def _clip(path: Path, n: int) -> Path:
     return path
 
 
-def test_video_failing_half_way_keeps_the_previous_outputs(tmp_path, cli, fast_reconstructor, monkeypatch,
-                                                          capsys):
+def test_video_failing_half_way_keeps_the_previous_outputs(
+    tmp_path, cli, fast_reconstructor, monkeypatch, capsys
+):
     """A second run over the same output folder fails at frame 2 (a detector bug, simulated): one
     error line, the first run's frames.jsonl and reconstruction.mp4 are as they were, and the next
     input of the batch is still done."""
@@ -222,13 +227,18 @@ def test_video_failing_half_way_keeps_the_previous_outputs(tmp_path, cli, fast_r
 
 def test_stopped_video_keeps_every_frame_written(tmp_path, fast_reconstructor, quick_video):
     """Stopping after 3 frames (the app's cancel, or Ctrl-C) finalises both files with 3 frames."""
-    from engine.reconstruct.video import reconstruct_video
     from engine.io.video import iter_frames
+    from engine.reconstruct.video import reconstruct_video
 
     clip = _clip(tmp_path / "clip.mp4", 5)
     done = []
-    stats = reconstruct_video(fast_reconstructor, clip, tmp_path / "out",
-                              progress=lambda i, n: done.append(i), stop=lambda: len(done) >= 3)
+    stats = reconstruct_video(
+        fast_reconstructor,
+        clip,
+        tmp_path / "out",
+        progress=lambda i, n: done.append(i),
+        stop=lambda: len(done) >= 3,
+    )
     assert stats["interrupted"] and stats["frames"] == 3
     assert [r["frame"] for r in read_jsonl(tmp_path / "out" / "frames.jsonl")] == [0, 1, 2]
     assert len(list(iter_frames(tmp_path / "out" / "reconstruction.mp4"))) == 3

@@ -25,9 +25,13 @@ from engine.errors import ImageReadError
 from engine.io.image import load_image
 
 # CEST_FUZZ_EXAMPLES=2000 CEST_FUZZ_RANDOM=1 for a longer, non-repeatable hunt.
-FUZZ = settings(max_examples=int(os.environ.get("CEST_FUZZ_EXAMPLES", 60)), deadline=2000,
-                derandomize=not os.environ.get("CEST_FUZZ_RANDOM"), database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("CEST_FUZZ_EXAMPLES", 60)),
+    deadline=2000,
+    derandomize=not os.environ.get("CEST_FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 TRIED: dict[str, int] = {}
 
 
@@ -35,12 +39,20 @@ def _seeds() -> dict[str, bytes]:
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)
     out = {}
-    for fmt, mode, options in [("PNG", "RGB", {}), ("PNG", "RGBA", {}), ("PNG", "I;16", {}),
-                               ("JPEG", "RGB", {}), ("JPEG", "CMYK", {}),
-                               ("JPEG", "L", {"progressive": True}), ("GIF", "P", {}), ("BMP", "RGB", {}),
-                               ("TIFF", "RGB", {}), ("WEBP", "RGB", {})]:
+    for fmt, mode, options in [
+        ("PNG", "RGB", {}),
+        ("PNG", "RGBA", {}),
+        ("PNG", "I;16", {}),
+        ("JPEG", "RGB", {}),
+        ("JPEG", "CMYK", {}),
+        ("JPEG", "L", {"progressive": True}),
+        ("GIF", "P", {}),
+        ("BMP", "RGB", {}),
+        ("TIFF", "RGB", {}),
+        ("WEBP", "RGB", {}),
+    ]:
         img = Image.fromarray(rgb)
-        img = img.convert(mode) if mode != "I;16" else Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+        img = img.convert(mode) if mode != "I;16" else Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
         if fmt == "JPEG":  # EXIF with an orientation, so the mutations reach the EXIF parser too
             exif = img.getexif()
             exif[0x0112] = 6
@@ -73,7 +85,7 @@ def mutated_files(draw):
             j = draw(st.integers(i, min(n, i + 64)))
             data = data[:j] + data[i:j] + data[j:]
         else:
-            data = data[:i] + data[i + draw(st.integers(1, 32)):]
+            data = data[:i] + data[i + draw(st.integers(1, 32)) :]
     return bytes(data)
 
 

@@ -7,17 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from engine.model.chain import FORMAT, CestConfig, CestModel, read_weights
 from engine.errors import WeightsError
+from engine.model.chain import FORMAT, CestConfig, CestModel, read_weights
 from tests.robustness.conftest import PYTHON, ROOT, SAMPLE, error_lines
 
 SMALL = {"image_size": 64, "texture_size": 32, "width": 8, "features": 64, "occlusion": False}
@@ -54,14 +52,17 @@ def test_cli_with_nan_weights_is_one_error_line(tmp_path, capsys):
     assert not out.exists() or not any(out.rglob("*.json"))
 
 
-@pytest.mark.parametrize("config, expected", [
-    ({**SMALL, "width": "8"}, "model.width must be an integer"),
-    ({**SMALL, "image_size": -4}, "model.image_size must be >= 16"),
-    ({**SMALL, "conditional": "yes"}, "model.conditional must be true or false"),
-    ({**SMALL, "translation_init": "ab"}, "translation_init must be a list of numbers"),
-    ({**SMALL, "translation_init": 3}, "unreadable model config"),
-    ([1, 2], "unreadable model config"),
-])
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        ({**SMALL, "width": "8"}, "model.width must be an integer"),
+        ({**SMALL, "image_size": -4}, "model.image_size must be >= 16"),
+        ({**SMALL, "conditional": "yes"}, "model.conditional must be true or false"),
+        ({**SMALL, "translation_init": "ab"}, "translation_init must be a list of numbers"),
+        ({**SMALL, "translation_init": 3}, "unreadable model config"),
+        ([1, 2], "unreadable model config"),
+    ],
+)
 def test_weights_metadata_of_the_wrong_type(tmp_path, config, expected):
     path = tmp_path / "w.safetensors"
     tensors = {k: v.contiguous() for k, v in small_model().state_dict().items()}
@@ -81,9 +82,26 @@ def test_a_fifo_is_one_error_line_and_never_blocks(tmp_path, name):
     os.mkfifo(fifo)
     good = tmp_path / "good.png"
     Image.open(SAMPLE).save(good)
-    run = subprocess.run([PYTHON, "-m", "engine.cli", "reconstruct", str(fifo), str(good), "--method", "fit",
-                          "-o", str(tmp_path / "out"), "--formats", "obj"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=240)
+    run = subprocess.run(
+        [
+            PYTHON,
+            "-m",
+            "engine.cli",
+            "reconstruct",
+            str(fifo),
+            str(good),
+            "--method",
+            "fit",
+            "-o",
+            str(tmp_path / "out"),
+            "--formats",
+            "obj",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     errors = error_lines(run.stderr)
     assert run.returncode == 1 and len(errors) == 1, run.stderr[-2000:]
     assert str(fifo) in errors[0] and "not a regular file" in errors[0]
@@ -116,7 +134,9 @@ def test_ctrl_c_that_a_reader_turns_into_an_error_stops_the_batch(tmp_path, cli,
     monkeypatch.setattr(engine.reconstruct.batch, "_reconstruct_image", reader)
     for name in ("a.png", "b.png"):
         Image.open(SAMPLE).save(tmp_path / name)
-    status = cli(["reconstruct", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out")])
+    status = cli(
+        ["reconstruct", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "out")]
+    )
     assert status == 130 and seen == ["a.png"]
     assert not error_lines(capsys.readouterr().err)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back

@@ -192,9 +192,16 @@ def test_every_exif_orientation_comes_out_upright(tmp_path, sample):
     """The eight EXIF orientations: pixels stored turned/mirrored, tag saying how to undo it."""
     small = Image.fromarray(sample).resize((96, 64))  # not square, so a missed turn changes the shape
     # orientation -> the PIL transpose that makes stored pixels from the upright picture
-    store = {1: None, 2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-             4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90,
-             7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_270}
+    store = {
+        1: None,
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_90,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_270,
+    }
     for orientation, op in store.items():
         stored = small.transpose(op) if op is not None else small.copy()
         exif = stored.getexif()
@@ -233,8 +240,9 @@ def test_huge_image_does_not_blow_up_memory(huge_jpeg):
         print(json.dumps({"shape": image.shape, "faces": len(faces), "before_kb": before, "peak_kb": peak,
                           "box": faces[0].box.tolist() if faces else None}))
     """)
-    run = subprocess.run([PYTHON, "-c", code, str(huge_jpeg)], capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
+    run = subprocess.run(
+        [PYTHON, "-c", code, str(huge_jpeg)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert max(result["shape"]) <= 2048 and result["faces"] >= 1
@@ -344,6 +352,18 @@ def test_cli_batch_of_every_kind_goes_on(inputs, huge_jpeg, tmp_path, cli, capsy
 
 
 def test_cli_exit_zero_when_all_good(inputs, tmp_path, cli):
-    assert cli(["reconstruct", str(inputs["cmyk_jpeg"]), str(inputs["non_ascii_path"]), "-o",
-                str(tmp_path / "o"), "--formats", "ply"]) == 0
+    assert (
+        cli(
+            [
+                "reconstruct",
+                str(inputs["cmyk_jpeg"]),
+                str(inputs["non_ascii_path"]),
+                "-o",
+                str(tmp_path / "o"),
+                "--formats",
+                "ply",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "o" / "ästronaut ü 1" / "face.ply").exists()

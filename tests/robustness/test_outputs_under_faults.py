@@ -114,7 +114,9 @@ def test_all_faces_folders_never_collide_with_another_input(tmp_path, sample, cl
     Image.fromarray(two_faces(sample)).save(group, quality=95)
     Image.fromarray(sample).save(other)
     out = tmp_path / "out"
-    assert cli(["reconstruct", str(group), str(other), "--all-faces", "-o", str(out), "--formats", "obj"]) == 0
+    assert (
+        cli(["reconstruct", str(group), str(other), "--all-faces", "-o", str(out), "--formats", "obj"]) == 0
+    )
     sources = {p.name: json.loads((p / "params.json").read_text())["source"] for p in out.iterdir()}
     assert sources == {"group": str(group), "group_face2_2": str(group), "group_face2": str(other)}
 
@@ -136,11 +138,13 @@ def test_a_cut_to_another_person_restarts_the_track(tmp_path, face, fast_reconst
     assert np.allclose(lines[4]["identity"], own.params.identity[0].numpy(), atol=1e-3)
 
 
-def test_another_shape_without_a_cut_restarts_the_track(tmp_path, face, landmark_fit, quick_video, monkeypatch):
+def test_another_shape_without_a_cut_restarts_the_track(
+    tmp_path, face, landmark_fit, quick_video, monkeypatch
+):
     """No cut is seen (the detector is off): the shape distance alone tells the second person."""
     import engine.reconstruct.video
 
-    monkeypatch.setattr(engine.reconstruct.video, "CutDetector", lambda: (lambda frame: False))
+    monkeypatch.setattr(engine.reconstruct.video, "CutDetector", lambda: lambda frame: False)
     video = write_video(tmp_path / "swap.mp4", [face] * 4 + [someone_else(face)] * 3)
     reconstruct_video(landmark_fit, video, tmp_path / "out")
     tracks = [line["track"] for line in read_jsonl(tmp_path / "out" / "frames.jsonl")]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.io.runlock import LOCK, RunLock, RunFolderError, folder_problem
+from engine.io.runlock import LOCK, RunFolderError, RunLock, folder_problem
 from engine.training.trainer import main
 from tests.robustness.conftest import ROOT, error_lines
 
@@ -63,8 +63,9 @@ def test_a_live_run_locks_its_folder_and_is_named(tmp_path, capsys):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         run.mkdir()
-        (run / LOCK).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
-                                            "started": time.time()}))
+        (run / LOCK).write_text(
+            json.dumps({"pid": holder.pid, "host": socket.gethostname(), "started": time.time()})
+        )
         assert main([str(config), "--out", str(run)]) == 1
         err = capsys.readouterr().err
         assert f"pid {holder.pid}" in err and socket.gethostname() in err and "in use" in err
@@ -92,15 +93,26 @@ def test_two_runs_at_once_one_is_refused(tmp_path):
     """Two real processes into one folder: exactly one trains, the other names it."""
     config, run = tiny_config(tmp_path, steps=200), tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen([sys.executable, "-m", "engine.train", str(config), "--out", str(run)],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "engine.train", str(config), "--out", str(run)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (run / "config.yaml").exists():  # written once the lock is held
             assert first.poll() is None and time.monotonic() < deadline, "the first run did not start"
             time.sleep(0.1)
-        second = subprocess.run([sys.executable, "-m", "engine.train", str(config), "--out", str(run),
-                                 "--overwrite"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(
+            [sys.executable, "-m", "engine.train", str(config), "--out", str(run), "--overwrite"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 1 and f"pid {first.pid}" in second.stderr, second.stderr[-2000:]
     finally:
         first.kill()
@@ -156,10 +168,15 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, capsys, case):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args, expected", [(["--steps", "-5"], "optim.steps must be >= 1"),
-                                            (["--steps", "0"], "optim.steps must be >= 1"),
-                                            (["--set", "optim.lr=-1"], "optim.lr must be > 0"),
-                                            (["--set", "data.clips_per_batch=0"], "clips_per_batch")])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--steps", "-5"], "optim.steps must be >= 1"),
+        (["--steps", "0"], "optim.steps must be >= 1"),
+        (["--set", "optim.lr=-1"], "optim.lr must be > 0"),
+        (["--set", "data.clips_per_batch=0"], "clips_per_batch"),
+    ],
+)
 def test_bad_command_line_overrides(tmp_path, capsys, args, expected):
     config = tiny_config(tmp_path)
     assert main([str(config), "--out", str(tmp_path / "run"), *args]) == 1
@@ -177,7 +194,9 @@ def test_finetune_on_a_video_with_no_face(tmp_path, capsys):
     from tests.robustness.test_videos import write_video
 
     rng = np.random.default_rng(0)
-    video = write_video(tmp_path / "noface.mp4", [rng.integers(0, 255, (64, 64, 3), np.uint8) for _ in range(4)])
+    video = write_video(
+        tmp_path / "noface.mp4", [rng.integers(0, 255, (64, 64, 3), np.uint8) for _ in range(4)]
+    )
     base = tmp_path / "base.safetensors"
     CestModel(load_config(ROOT / "configs" / "smoke.yaml").model).save(base)
     with pytest.warns(UserWarning):
@@ -193,8 +212,13 @@ def test_the_apps_train_tab_follows_the_same_rule(trained):
     from cest_studio.tasks import prepare_training_run
 
     _, run = trained
-    request = {"base_config": str(ROOT / "configs" / "smoke.yaml"), "out_dir": str(run), "videos": [],
-               "steps": 2, "resume": False}
+    request = {
+        "base_config": str(ROOT / "configs" / "smoke.yaml"),
+        "out_dir": str(run),
+        "videos": [],
+        "steps": 2,
+        "resume": False,
+    }
     with pytest.raises(RunFolderError, match="already holds a training run"):
         prepare_training_run(request)
     assert not (run / "app_config.yaml").exists()

@@ -59,7 +59,7 @@ def zero_timescale(path: Path) -> Path:
     """The mp4's media timescale set to 0 (a '0 fps' file)."""
     data = bytearray(path.read_bytes())
     at = data.find(b"mdhd") + 4 + 4 + 8  # box type, version+flags, creation and modification times
-    data[at:at + 4] = bytes(4)
+    data[at : at + 4] = bytes(4)
     broken = path.with_name("zero_fps.mp4")
     broken.write_bytes(bytes(data))
     return broken

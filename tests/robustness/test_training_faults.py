@@ -113,7 +113,9 @@ def test_sigkill_at_a_random_moment_then_resume(tmp_path):
     assert checkpoint_step(run) == STEPS, note
     final = json.loads((run / "status.json").read_text())
     assert final["state"] == "done" and final["step"] == STEPS
-    assert not [p for p in run.iterdir() if p.name.startswith(".checkpoint.pt.")], "resume clears the leftovers"
+    assert not [p for p in run.iterdir() if p.name.startswith(".checkpoint.pt.")], (
+        "resume clears the leftovers"
+    )
 
 
 # ---------------------------------------------------------------------------------- full disk

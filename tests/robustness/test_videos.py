@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from engine.errors import VideoReadError
-from engine.reconstruct.video import reconstruct_video
 from engine.io.video import iter_frames, probe
+from engine.reconstruct.video import reconstruct_video
 from tests.robustness.conftest import error_lines, eye_geometry, read_jsonl
 
 
@@ -25,8 +25,15 @@ def face(sample) -> np.ndarray:
     return np.asarray(Image.fromarray(sample).crop((110, 10, 340, 262)).resize((240, 264)))
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 10, pts_ms: list[int] | None = None,
-                rotation: int | None = None, movflags: str | None = None, gop: int = 4) -> Path:
+def write_video(
+    path: Path,
+    frames: list[np.ndarray],
+    fps: int = 10,
+    pts_ms: list[int] | None = None,
+    rotation: int | None = None,
+    movflags: str | None = None,
+    gop: int = 4,
+) -> Path:
     """H.264 MP4 with PyAV: ``pts_ms`` for irregular timestamps, ``rotation`` for a display matrix
     (degrees counter-clockwise, as VideoFrame.rotation reads it), ``movflags`` for faststart/fragments."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +141,9 @@ def test_corrupted_bytes_in_the_middle(tmp_path, face):
     assert len(frames) >= 4 and all(f.shape == face.shape for _, _, f in frames)
 
 
-@pytest.mark.parametrize("name, codec",
-                         [("voice.m4a", "aac"), ("voice.mp4", "aac"), ("voice.mov", "pcm_s16le")])
+@pytest.mark.parametrize(
+    "name, codec", [("voice.m4a", "aac"), ("voice.mp4", "aac"), ("voice.mov", "pcm_s16le")]
+)
 def test_audio_only_files(tmp_path, name, codec):
     path = write_audio(tmp_path / name, codec)
     if name.endswith(".m4a"):  # not a video suffix: the CLI sees an audio file (tested below)
@@ -236,8 +244,9 @@ def test_cli_video_batch_goes_on(tmp_path, face, cli, capsys):
     assert not (out / "noise").exists() and not (out / "talk").exists()  # no empty folders left
 
 
-def test_undecodable_video_leaves_no_outputs_and_keeps_old_ones(tmp_path, face, fast_reconstructor,
-                                                                 quick_video):
+def test_undecodable_video_leaves_no_outputs_and_keeps_old_ones(
+    tmp_path, face, fast_reconstructor, quick_video
+):
     """A file that opens but has no decodable frame: a clear error, and a previous run's outputs in
     the folder are left as they were (not truncated to nothing)."""
     good = write_video(tmp_path / "good.mp4", moving(face, 2), movflags="faststart")  # index first

@@ -12,8 +12,8 @@ import pytest
 import torch
 import yaml
 
-from engine.model.chain import CestConfig, CestModel, read_weights
 from engine.errors import CestError, WeightsError
+from engine.model.chain import CestConfig, CestModel, read_weights
 from engine.training.trainer import TrainConfig, TrainingError, load_checkpoint, save_checkpoint
 from tests.robustness.conftest import ROOT, error_lines
 
@@ -109,8 +109,9 @@ def test_cli_with_malicious_weights(tmp_path, capsys):
 
     marker = tmp_path / "pwned"
     path = plant(tmp_path / "weights.safetensors", marker, "torch-zip")
-    status = main(["reconstruct", str(SAMPLE), "-o", str(tmp_path / "out"), "--weights", str(path),
-                   "--method", "cest"])
+    status = main(
+        ["reconstruct", str(SAMPLE), "-o", str(tmp_path / "out"), "--weights", str(path), "--method", "cest"]
+    )
     errors = error_lines(capsys.readouterr().err)
     assert status == 2 and len(errors) == 1 and str(path) in errors[0], errors
     assert not marker.exists() and not (tmp_path / "out" / "astronaut").exists()
@@ -166,8 +167,11 @@ def test_weights_whose_tensors_do_not_fit_their_config(tmp_path, face_model, sma
     small = CestModel(small_config.model, face_model)
     bigger = CestModel(_other(small_config.model, width=16), face_model)
     tensors = {k: v.contiguous() for k, v in bigger.state_dict().items()}
-    save_file(tensors, str(tmp_path / "mixed.safetensors"),
-              metadata={"format": "cest-v1", "config": __import__("json").dumps(small.config.to_dict())})
+    save_file(
+        tensors,
+        str(tmp_path / "mixed.safetensors"),
+        metadata={"format": "cest-v1", "config": __import__("json").dumps(small.config.to_dict())},
+    )
     with pytest.raises(WeightsError, match="do not fit the model config"):
         CestModel.load(tmp_path / "mixed.safetensors", face_model=face_model)
 

@@ -15,14 +15,26 @@ from engine.facemodel import FaceModel
 # Linear-ish sRGB skin tones from light to dark; a face takes a blend of two neighbours.
 SKIN_TONES = np.array(
     [
-        [0.96, 0.80, 0.70], [0.90, 0.72, 0.60], [0.84, 0.64, 0.52], [0.76, 0.56, 0.42],
-        [0.64, 0.45, 0.33], [0.52, 0.36, 0.25], [0.40, 0.27, 0.19], [0.30, 0.20, 0.14],
+        [0.96, 0.80, 0.70],
+        [0.90, 0.72, 0.60],
+        [0.84, 0.64, 0.52],
+        [0.76, 0.56, 0.42],
+        [0.64, 0.45, 0.33],
+        [0.52, 0.36, 0.25],
+        [0.40, 0.27, 0.19],
+        [0.30, 0.20, 0.14],
     ],
     np.float32,
 )
 HAIR_TONES = np.array(
-    [[0.08, 0.06, 0.05], [0.22, 0.15, 0.10], [0.40, 0.28, 0.17], [0.65, 0.52, 0.33], [0.45, 0.20, 0.10],
-     [0.55, 0.55, 0.55]],
+    [
+        [0.08, 0.06, 0.05],
+        [0.22, 0.15, 0.10],
+        [0.40, 0.28, 0.17],
+        [0.65, 0.52, 0.33],
+        [0.45, 0.20, 0.10],
+        [0.55, 0.55, 0.55],
+    ],
     np.float32,
 )
 
@@ -87,7 +99,9 @@ def procedural_albedo(rng: np.random.Generator, model: FaceModel, size: int = 12
 
     if rng.random() < 0.3:  # stubble over jaw and upper lip
         beard = _polygon_mask(size, np.concatenate([lm[3:14], lm[[54, 33, 48]]]), 3 * scale)
-        albedo = _paint(albedo, beard, albedo * np.array([0.65, 0.68, 0.75], np.float32), rng.uniform(0.3, 0.8))
+        albedo = _paint(
+            albedo, beard, albedo * np.array([0.65, 0.68, 0.75], np.float32), rng.uniform(0.3, 0.8)
+        )
 
     lip_colour = skin * np.array([0.85, 0.55, 0.58], np.float32) * rng.uniform(0.8, 1.05)
     albedo = _paint(albedo, _polygon_mask(size, lm[48:60], 1.0 * scale), lip_colour, rng.uniform(0.6, 1.0))

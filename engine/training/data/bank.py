@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.io.atomic import atomic_path
-from engine.training.data.synthetic import SyntheticConfig, SyntheticFaces
 from engine.facemodel import FaceModel
+from engine.io.atomic import atomic_path
 from engine.params import FaceParams
+from engine.training.data.synthetic import SyntheticConfig, SyntheticFaces
 
 log = logging.getLogger(__name__)
 BANK_VERSION = 1  # bump when the renderings change for the same config
@@ -28,14 +28,24 @@ PARAM_NAMES = ("rotation", "translation", "scale", "identity", "expression", "li
 def model_fingerprint(model: FaceModel) -> str:
     """A hash of what the renders depend on: the mesh, its bases and its landmark vertices."""
     digest = hashlib.sha1()
-    for tensor in (model.mean, model.identity_basis, model.expression_basis, model.faces, model.uvs,
-                   model.landmarks):
+    for tensor in (
+        model.mean,
+        model.identity_basis,
+        model.expression_basis,
+        model.faces,
+        model.uvs,
+        model.landmarks,
+    ):
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
 
 
-def bank_path(root: Path, config: SyntheticConfig, length: int, seed: int, split: str, model: FaceModel) -> Path:
-    key = json.dumps([asdict(config), length, seed, split, BANK_VERSION, model_fingerprint(model)], sort_keys=True)
+def bank_path(
+    root: Path, config: SyntheticConfig, length: int, seed: int, split: str, model: FaceModel
+) -> Path:
+    key = json.dumps(
+        [asdict(config), length, seed, split, BANK_VERSION, model_fingerprint(model)], sort_keys=True
+    )
     return root / f"synthetic-{split}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
@@ -64,23 +74,34 @@ class SyntheticBank(torch.utils.data.Dataset):
         }
 
     @classmethod
-    def build(cls, faces: SyntheticFaces, progress: bool = True) -> "SyntheticBank":
+    def build(cls, faces: SyntheticFaces, progress: bool = True) -> SyntheticBank:
         from tqdm import tqdm
 
         columns: dict[str, list] = {}
         for i in tqdm(range(len(faces)), desc="rendering synthetic faces", disable=not progress):
             clip = faces[i]
             p = clip["params"]
-            row = {"image": clip["image"], "mask": (clip["mask"] * 255).round().byte(),
-                   "landmarks": clip["landmarks"], "albedo": p.albedo[0].half()}
+            row = {
+                "image": clip["image"],
+                "mask": (clip["mask"] * 255).round().byte(),
+                "landmarks": clip["landmarks"],
+                "albedo": p.albedo[0].half(),
+            }
             row.update({n: getattr(p, n) for n in PARAM_NAMES})
             for name, value in row.items():
                 columns.setdefault(name, []).append(value.numpy())
         return cls({k: np.stack(v) for k, v in columns.items()})
 
     @classmethod
-    def load_or_build(cls, config: SyntheticConfig, length: int, seed: int, split: str, root: Path,
-                      face_model: FaceModel | None = None) -> "SyntheticBank":
+    def load_or_build(
+        cls,
+        config: SyntheticConfig,
+        length: int,
+        seed: int,
+        split: str,
+        root: Path,
+        face_model: FaceModel | None = None,
+    ) -> SyntheticBank:
         face_model = face_model or FaceModel.load()
         path = bank_path(root, config, length, seed, split, face_model)
         if path.exists():

@@ -77,7 +77,9 @@ def _ground_truth(gts: list[FaceParams | None], counts: list[int]) -> dict[str, 
     if not has.any():
         return {"gt_has": has}
     template = next(gt for gt in gts if gt is not None)
-    filled = [gt if gt is not None else template.map(lambda t, k=k: torch.zeros(k, *t.shape[1:]))
-              for gt, k in zip(gts, counts)]
+    filled = [
+        gt if gt is not None else template.map(lambda t, k=k: torch.zeros(k, *t.shape[1:]))
+        for gt, k in zip(gts, counts)
+    ]
     params = FaceParams.cat(filled)
     return {"gt_has": has, **{f"gt_{k}": v for k, v in params.fields().items()}}

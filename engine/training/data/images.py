@@ -13,14 +13,13 @@ import cv2
 import numpy as np
 import torch
 
-from engine.io.atomic import atomic_path
 from engine.crop import crop_image, crop_params_from_landmarks, image_to_crop
-from engine.training.data.video import CROP_OVERSAMPLE, VideoConfig, VideoTrack, cache_dir
 from engine.detect import create_detector
 from engine.errors import ImageReadError
+from engine.io.atomic import atomic_path
 from engine.io.formats import IMAGE_SUFFIXES
 from engine.io.image import load_image
-
+from engine.training.data.video import CROP_OVERSAMPLE, VideoConfig, VideoTrack, cache_dir
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -62,7 +61,9 @@ def _build(files: list[Path], config: VideoConfig, detector, source: str) -> Vid
             continue
         box = crop_params_from_landmarks(faces[0].landmarks)
         crops.append(cv2.resize(crop_image(image, box, big), (size, size), interpolation=cv2.INTER_AREA))
-        lm = (np.asarray(image_to_crop(faces[0].landmarks, box, big), np.float32) + 0.5) / CROP_OVERSAMPLE - 0.5
+        lm = (
+            np.asarray(image_to_crop(faces[0].landmarks, box, big), np.float32) + 0.5
+        ) / CROP_OVERSAMPLE - 0.5
         landmarks.append(lm)
     if not crops:
         raise ImageReadError(f"{source}: no photo with a face")

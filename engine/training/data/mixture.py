@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.facemodel import FaceModel
+from engine.io.formats import VIDEO_SUFFIXES
 from engine.training.data.bank import SyntheticBank
 from engine.training.data.cache import cache_root
 from engine.training.data.clip import collate, flip_clip
 from engine.training.data.synthetic import SyntheticConfig, SyntheticFaces
-from engine.facemodel import FaceModel
-from engine.io.formats import VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class DataConfig:
     synthetic: dict = field(default_factory=dict)  # SyntheticConfig overrides
 
     @classmethod
-    def from_dict(cls, values: dict) -> "DataConfig":
+    def from_dict(cls, values: dict) -> DataConfig:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown data config keys: {sorted(unknown)}")
@@ -91,25 +91,43 @@ def _person(folder: Path, video_config, detector, skipped: list[str]):
         return prepare_folder(folder, video_config, detector)
     except (OSError, ValueError) as err:  # a folder without usable photos: say so, go on
         skipped.append(f"{folder}: {err}")
-        return VideoTrack(str(folder), np.zeros((0, 1, 1, 3), np.uint8), np.zeros((0, 68, 2), np.float32),
-                          np.zeros(0, np.int32))
+        return VideoTrack(
+            str(folder),
+            np.zeros((0, 1, 1, 3), np.uint8),
+            np.zeros((0, 68, 2), np.float32),
+            np.zeros(0, np.int32),
+        )
 
 
 class TrainingData:
     """Real and synthetic clips of one run; ``batch(step, rank)`` gives a collated batch."""
 
-    def __init__(self, config: DataConfig, image_size: int, texture_size: int, seed: int = 0,
-                 face_model: FaceModel | None = None, detector=None):
+    def __init__(
+        self,
+        config: DataConfig,
+        image_size: int,
+        texture_size: int,
+        seed: int = 0,
+        face_model: FaceModel | None = None,
+        detector=None,
+    ):
         self.config, self.seed = config, seed
         skipped: list[str] = []
         self.real = self._real_sources(config, image_size, detector, skipped)
         self.synthetic = None
         if config.synthetic_clips:
-            synth = SyntheticConfig(**{**config.synthetic, "image_size": image_size,
-                                       "texture_size": texture_size, "frames": config.frames_per_clip})
+            synth = SyntheticConfig(
+                **{
+                    **config.synthetic,
+                    "image_size": image_size,
+                    "texture_size": texture_size,
+                    "frames": config.frames_per_clip,
+                }
+            )
             if config.synthetic_bank:
                 self.synthetic = SyntheticBank.load_or_build(
-                    synth, config.synthetic_clips, seed, "train", cache_root(config.cache_dir), face_model)
+                    synth, config.synthetic_clips, seed, "train", cache_root(config.cache_dir), face_model
+                )
             else:
                 self.synthetic = SyntheticFaces(synth, config.synthetic_clips, seed, "train", face_model)
         if not self.real and self.synthetic is None:
@@ -121,8 +139,13 @@ class TrainingData:
     def _real_sources(config: DataConfig, image_size: int, detector, skipped: list[str]) -> list:
         from engine.training.data.video import VideoConfig
 
-        video_config = VideoConfig(image_size, config.frame_step, config.max_frames, detector=config.detector,
-                                   cache_dir=config.cache_dir)
+        video_config = VideoConfig(
+            image_size,
+            config.frame_step,
+            config.max_frames,
+            detector=config.detector,
+            cache_dir=config.cache_dir,
+        )
         sources = []
         videos = expand_videos(config.videos)
         if videos:
@@ -134,13 +157,18 @@ class TrainingData:
         if config.image_folders:
             from engine.training.data.images import ImageStills, prepare_folder
 
-            sources.append(ImageStills([prepare_folder(f, video_config, detector) for f in config.image_folders]))
+            sources.append(
+                ImageStills([prepare_folder(f, video_config, detector) for f in config.image_folders])
+            )
         if config.person_folders:
             from engine.training.data.images import PersonClips, prepare_folder
 
             folders = expand_folders(config.person_folders)
-            sources.append(PersonClips([_person(f, video_config, detector, skipped) for f in folders],
-                                       config.frames_per_clip))
+            sources.append(
+                PersonClips(
+                    [_person(f, video_config, detector, skipped) for f in folders], config.frames_per_clip
+                )
+            )
         return sources
 
     @property
@@ -174,6 +202,10 @@ class TrainingData:
         if index not in self._memo:  # rendering costs more than keeping ~0.3 MB per clip
             clip = self.synthetic[index]
             mask = (clip["mask"] * 255).round().byte()
-            self._memo[index] = {"image": clip["image"], "mask": mask, "landmarks": clip["landmarks"],
-                                 "params": clip["params"]}
+            self._memo[index] = {
+                "image": clip["image"],
+                "mask": mask,
+                "landmarks": clip["landmarks"],
+                "params": clip["params"],
+            }
         return self._memo[index]

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from engine.camera import ndc_to_pixels, project, to_camera
-from engine.training.data.albedo import procedural_albedo, smooth_noise
-from engine.training.data.framing import frame_in_crop
 from engine.facemodel import FaceModel
 from engine.lighting import LightSettings, settings_to_sh
 from engine.params import FaceParams
 from engine.render import Renderer
+from engine.training.data.albedo import procedural_albedo, smooth_noise
+from engine.training.data.framing import frame_in_crop
 
 SPLITS = {"train": 0, "heldout": 1}
 
@@ -45,8 +45,14 @@ class SyntheticConfig:
 class SyntheticFaces(torch.utils.data.Dataset):
     """``length`` synthetic clips; item i is always the same clip."""
 
-    def __init__(self, config: SyntheticConfig | None = None, length: int = 1000, seed: int = 0,
-                 split: str = "train", face_model: FaceModel | None = None):
+    def __init__(
+        self,
+        config: SyntheticConfig | None = None,
+        length: int = 1000,
+        seed: int = 0,
+        split: str = "train",
+        face_model: FaceModel | None = None,
+    ):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
         self.config = config or SyntheticConfig()
@@ -87,8 +93,10 @@ def sample_light(rng: np.random.Generator) -> torch.Tensor:
     """(9, 3) SH: ambient plus one directional light, slightly tinted."""
     tint = np.clip(rng.normal(1, 0.06, 3), 0.8, 1.2)
     settings = LightSettings(
-        azimuth_deg=rng.uniform(-90, 90), elevation_deg=rng.uniform(-30, 60),
-        intensity=rng.uniform(0.1, 0.8), ambient=rng.uniform(0.35, 0.85),
+        azimuth_deg=rng.uniform(-90, 90),
+        elevation_deg=rng.uniform(-30, 60),
+        intensity=rng.uniform(0.1, 0.8),
+        ambient=rng.uniform(0.35, 0.85),
         color=tuple(float(c) for c in tint / tint.mean()),
     )
     return settings_to_sh(settings)[0]
@@ -127,36 +135,53 @@ def head_style(rng: np.random.Generator) -> dict:
     """What stays the same over a clip: hair colour and extent, iris colour, skin shade of the head."""
     return {
         "hair": (rng.uniform(0.02, 0.5) * np.array([1.0, 0.8, 0.6]) * rng.uniform(0.8, 1.2, 3)).tolist()
-        if rng.random() < 0.8 else None,
-        "grow": rng.uniform(1.02, 1.15), "sweep": rng.uniform(-15, 15),
+        if rng.random() < 0.8
+        else None,
+        "grow": rng.uniform(1.02, 1.15),
+        "sweep": rng.uniform(-15, 15),
         "iris": (np.array([0.25, 0.15, 0.08]) * rng.uniform(0.3, 1.4)).clip(0, 1).tolist()
-        if rng.random() < 0.8 else rng.uniform(0.2, 0.5, 3).tolist(),
+        if rng.random() < 0.8
+        else rng.uniform(0.2, 0.5, 3).tolist(),
         "shade": rng.uniform(0.6, 0.95),
     }
 
 
-def head_underlay(bg: np.ndarray, outline: np.ndarray, landmarks: np.ndarray, skin: np.ndarray,
-                  style: dict) -> np.ndarray:
+def head_underlay(
+    bg: np.ndarray, outline: np.ndarray, landmarks: np.ndarray, skin: np.ndarray, style: dict
+) -> np.ndarray:
     """Paint head, neck, hair, eyes and mouth behind the face mesh (which has holes there)."""
     size = bg.shape[0]
     out = bg.copy()
     cx, cy, half_w, half_h, angle = (float(v) for v in outline)
     shade = (skin * style["shade"]).tolist()
-    neck = cv2.ellipse2Poly((int(cx), int(cy + half_h * 0.9)), (int(half_w * 0.6), int(half_h * 0.9)),
-                            int(angle), 0, 360, 10)
+    neck = cv2.ellipse2Poly(
+        (int(cx), int(cy + half_h * 0.9)), (int(half_w * 0.6), int(half_h * 0.9)), int(angle), 0, 360, 10
+    )
     cv2.fillPoly(out, [neck], shade)
     cv2.ellipse(out, (int(cx), int(cy)), (int(half_w), int(half_h)), angle, 0, 360, shade, -1)
     if style["hair"] is not None:
         grow, sweep = style["grow"], style["sweep"]
-        cv2.ellipse(out, (int(cx), int(cy)), (int(half_w * grow), int(half_h * grow)), angle,
-                    180 - abs(sweep), 360 + sweep, style["hair"], -1)
+        cv2.ellipse(
+            out,
+            (int(cx), int(cy)),
+            (int(half_w * grow), int(half_h * grow)),
+            angle,
+            180 - abs(sweep),
+            360 + sweep,
+            style["hair"],
+            -1,
+        )
     pts = lambda idx: np.round(landmarks[idx] * 16).astype(np.int32)  # noqa: E731
     for eye in (slice(36, 42), slice(42, 48)):
         cv2.fillPoly(out, [pts(eye)], (0.78, 0.74, 0.72), cv2.LINE_AA, shift=4)
         centre = landmarks[eye].mean(0)
         radius = np.linalg.norm(landmarks[eye][3] - landmarks[eye][0]) * 0.22
-        cv2.circle(out, tuple(int(v * 16) for v in centre), int(radius * 16), style["iris"], -1, cv2.LINE_AA, 4)
-        cv2.circle(out, tuple(int(v * 16) for v in centre), int(radius * 8), (0.02, 0.02, 0.02), -1, cv2.LINE_AA, 4)
+        cv2.circle(
+            out, tuple(int(v * 16) for v in centre), int(radius * 16), style["iris"], -1, cv2.LINE_AA, 4
+        )
+        cv2.circle(
+            out, tuple(int(v * 16) for v in centre), int(radius * 8), (0.02, 0.02, 0.02), -1, cv2.LINE_AA, 4
+        )
     cv2.fillPoly(out, [pts(slice(60, 68))], (0.25, 0.08, 0.08), cv2.LINE_AA, shift=4)
     return cv2.GaussianBlur(out, (0, 0), max(size / 256, 0.5))
 
@@ -198,8 +223,9 @@ def frame_params(rng, params: FaceParams, model: FaceModel, cfg: SyntheticConfig
     _, _, ndc = params.geometry(model)
     params = frame_in_crop(params, model.landmark_vertices(ndc)[..., :2])
     jitter = torch.from_numpy(rng.normal(0, cfg.jitter, (params.batch_size, 3)).astype(np.float32))
-    return params.replace(scale=params.scale * (1 + jitter[:, 2:] * 0.5),
-                          translation=params.translation + jitter[:, :2])
+    return params.replace(
+        scale=params.scale * (1 + jitter[:, 2:] * 0.5), translation=params.translation + jitter[:, :2]
+    )
 
 
 def render_clip(rng: np.random.Generator, model: FaceModel, renderer: Renderer, cfg: SyntheticConfig) -> dict:

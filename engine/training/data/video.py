@@ -17,16 +17,18 @@ import cv2
 import numpy as np
 import torch
 
-from engine.io.atomic import atomic_path
 from engine.crop import CropSmoother, crop_image, crop_params_from_landmarks, image_to_crop
-from engine.training.data.cache import cache_root
 from engine.detect import create_detector
 from engine.errors import VideoReadError
+from engine.io.atomic import atomic_path
 from engine.io.video import iter_frames, probe
+from engine.training.data.cache import cache_root
 
 log = logging.getLogger(__name__)
 CACHE_VERSION = 1
-CROP_OVERSAMPLE = 2  # crop at 2x and area-resize, like inference (engine.reconstruct.reconstructor crops at 256)
+CROP_OVERSAMPLE = (
+    2  # crop at 2x and area-resize, like inference (engine.reconstruct.reconstructor crops at 256)
+)
 
 
 @dataclass
@@ -58,8 +60,10 @@ def cache_dir(config: VideoConfig) -> Path:
 
 def cache_path(path: Path, config: VideoConfig, detector_name: str) -> Path:
     stat = path.stat()
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config.image_size}|{config.frame_step}|" \
-          f"{config.max_frames}|{config.cut_threshold}|{detector_name}|{CACHE_VERSION}"
+    key = (
+        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{config.image_size}|{config.frame_step}|"
+        f"{config.max_frames}|{config.cut_threshold}|{detector_name}|{CACHE_VERSION}"
+    )
     return cache_dir(config) / f"{path.stem}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
 
 
@@ -70,7 +74,9 @@ def prepare_video(path: str | Path, config: VideoConfig | None = None, detector=
     if not path.is_file():
         raise VideoReadError(f"{path}: no such file")
     detector = detector or create_detector(config.detector)
-    cached = cache_path(path, config, getattr(detector, "cache_key", getattr(detector, "name", type(detector).__name__)))
+    cached = cache_path(
+        path, config, getattr(detector, "cache_key", getattr(detector, "name", type(detector).__name__))
+    )
     if cached.exists():
         try:
             with np.load(cached, allow_pickle=False) as data:
@@ -113,8 +119,9 @@ def _build_track(path: Path, config: VideoConfig, detector) -> VideoTrack:
         segments.append(segment)
     if not crops:
         raise VideoReadError(f"{path}: no face found in any frame")
-    return VideoTrack(str(path), np.stack(crops), np.stack(landmarks).astype(np.float32),
-                      np.array(segments, np.int32))
+    return VideoTrack(
+        str(path), np.stack(crops), np.stack(landmarks).astype(np.float32), np.array(segments, np.int32)
+    )
 
 
 def _is_cut(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
@@ -123,8 +130,12 @@ def _is_cut(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool
     return float(np.abs(current - previous).mean(0).max()) > threshold * max(extent, 1.0)
 
 
-def load_videos(paths: list[str | Path], config: VideoConfig | None = None, detector=None,
-                problems: list[str] | None = None) -> list[VideoTrack]:
+def load_videos(
+    paths: list[str | Path],
+    config: VideoConfig | None = None,
+    detector=None,
+    problems: list[str] | None = None,
+) -> list[VideoTrack]:
     """Prepare every video; skip (with a warning naming the file, also appended to ``problems``)
     those that cannot be read or show no face."""
     config = config or VideoConfig()

@@ -38,8 +38,10 @@ def renderer(face_model):
 def params(face_model):
     p = random_params(face_model, batch=1, seed=3, tex=64)
     gen = torch.Generator().manual_seed(1)
-    return p.replace(albedo=(p.albedo + 0.2 * torch.rand(p.albedo.shape, generator=gen)).clamp(0, 1),
-                     rotation=torch.tensor([[0.05, 0.2, -0.03]]))
+    return p.replace(
+        albedo=(p.albedo + 0.2 * torch.rand(p.albedo.shape, generator=gen)).clamp(0, 1),
+        rotation=torch.tensor([[0.05, 0.2, -0.03]]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +55,14 @@ def editor(face_model, renderer, params, crop):
     return FaceEditor(face_model, renderer, params, crop, size=SIZE)
 
 
-@pytest.mark.parametrize("settings", [
-    LightSettings(40, 20, 0.7, 0.4, (1.0, 0.8, 0.6)),
-    LightSettings(-120, -35, 1.3, 0.05),
-    *PRESETS.values(),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        LightSettings(40, 20, 0.7, 0.4, (1.0, 0.8, 0.6)),
+        LightSettings(-120, -35, 1.3, 0.05),
+        *PRESETS.values(),
+    ],
+)
 def test_light_settings_round_trip(settings):
     back = light_to_settings(settings_to_sh(settings))
     assert back.intensity == pytest.approx(settings.intensity, abs=1e-4)
@@ -66,10 +71,20 @@ def test_light_settings_round_trip(settings):
     if abs(settings.elevation_deg) < 89:
         assert (back.azimuth_deg - settings.azimuth_deg + 180) % 360 - 180 == pytest.approx(0, abs=1e-3)
     np.testing.assert_allclose(back.color, np.array(settings.color) / max(settings.color), atol=1e-3)
-    torch.testing.assert_close(settings_to_sh(back), settings_to_sh(LightSettings(
-        settings.azimuth_deg, settings.elevation_deg, settings.intensity * max(settings.color),
-        settings.ambient * max(settings.color), tuple(np.array(settings.color) / max(settings.color)))),
-        atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        settings_to_sh(back),
+        settings_to_sh(
+            LightSettings(
+                settings.azimuth_deg,
+                settings.elevation_deg,
+                settings.intensity * max(settings.color),
+                settings.ambient * max(settings.color),
+                tuple(np.array(settings.color) / max(settings.color)),
+            )
+        ),
+        atol=1e-4,
+        rtol=1e-4,
+    )
 
 
 def test_light_of_picks_estimated_settings_or_borrowed(params):
@@ -167,7 +182,9 @@ def test_uv_normals_are_unit_and_face_the_camera(face_model, params):
     assert covered.float().mean() > 0.3
     assert torch.allclose(length[covered], torch.ones_like(length[covered]), atol=1e-4)
     assert normals[:, 2][covered].mean() > 0.5  # a frontal face's normals point at the viewer (+z)
-    shading = texture_view(torch.ones(1, 3, 64, 64), normals, settings_to_sh(LightSettings(0, 0, 1, 0)), "shading")
+    shading = texture_view(
+        torch.ones(1, 3, 64, 64), normals, settings_to_sh(LightSettings(0, 0, 1, 0)), "shading"
+    )
     assert shading.shape == (1, 3, 64, 64)
 
 
@@ -195,10 +212,24 @@ def test_compact_params_and_sequence_frames_round_trip(params, tmp_path):
 def test_export_sequence(face_model, renderer, params, tmp_path):
     from engine.io.video import probe
 
-    frames = [SequenceFrame(i, np.full((SIZE, SIZE, 3), 40 * i, np.uint8), np.zeros((68, 2), np.float32),
-                            compact_params(params.replace(rotation=params.rotation + 0.05 * i))) for i in range(3)]
-    written = export_sequence(face_model, renderer, frames, Edits(light=LightSettings(30, 0, 0.8, 0.4)),
-                              tmp_path, fps=5, mesh_format="ply")
+    frames = [
+        SequenceFrame(
+            i,
+            np.full((SIZE, SIZE, 3), 40 * i, np.uint8),
+            np.zeros((68, 2), np.float32),
+            compact_params(params.replace(rotation=params.rotation + 0.05 * i)),
+        )
+        for i in range(3)
+    ]
+    written = export_sequence(
+        face_model,
+        renderer,
+        frames,
+        Edits(light=LightSettings(30, 0, 0.8, 0.4)),
+        tmp_path,
+        fps=5,
+        mesh_format="ply",
+    )
     assert written[0].name == "sequence.mp4" and probe(written[0]).frames == 3
     assert sorted(p.name for p in (tmp_path / "meshes").iterdir()) == [f"frame_{i:06d}.ply" for i in range(3)]
     assert math.isclose(probe(written[0]).fps, 5, rel_tol=0.01)

@@ -59,8 +59,11 @@ def test_faces_are_framed_near_the_centre(faces, face_model):
 
 
 def test_maps_are_kept_on_request(face_model):
-    clip = SyntheticFaces(SyntheticConfig(image_size=32, texture_size=16, frames=1, with_maps=True),
-                          length=1, face_model=face_model)[0]
+    clip = SyntheticFaces(
+        SyntheticConfig(image_size=32, texture_size=16, frames=1, with_maps=True),
+        length=1,
+        face_model=face_model,
+    )[0]
     assert clip["depth"].shape == (1, 1, 32, 32) and clip["normals"].shape == (1, 3, 32, 32)
 
 

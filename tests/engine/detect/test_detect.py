@@ -74,7 +74,10 @@ def test_sample_landmarks_match_the_checked_positions(face):
         "nose tip": (lm[30], (223, 124)),
         "mouth corner R": (lm[48], (199, 138)),
         "mouth corner L": (lm[54], (247, 141)),
-        "chin": (lm[8], (222, 179)),  # the chin's lower edge, where 300-W puts it (the index table's was 6 px up)
+        "chin": (
+            lm[8],
+            (222, 179),
+        ),  # the chin's lower edge, where 300-W puts it (the index table's was 6 px up)
     }
     for name, (got, want) in expected.items():
         assert np.linalg.norm(got - want) < 4, f"{name}: {got} vs {want}"

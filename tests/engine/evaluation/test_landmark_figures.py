@@ -18,7 +18,11 @@ def test_auc_and_failure_rate_known_answers():
     assert auc(np.full(10, 0.1)) == 0.0
     assert auc(np.full(4, 0.04)) == pytest.approx(0.5, abs=2e-3)  # the curve steps to 1 half-way
     f = figures(np.array([0.02, 0.04, 0.09, 0.12]), np.array([0.01, 0.03, 0.05, 0.07]))
-    assert f["failure_rate_8"] == 50.0 and f["nme"] == pytest.approx(6.75) and f["nme_inner51"] == pytest.approx(4.0)
+    assert (
+        f["failure_rate_8"] == 50.0
+        and f["nme"] == pytest.approx(6.75)
+        and f["nme_inner51"] == pytest.approx(4.0)
+    )
 
 
 def test_point_errors_use_the_outer_eye_corners():
@@ -40,15 +44,28 @@ def test_within_between_ratio():
 def test_landmark_eval_reads_ppm_and_reports_the_300w_figures(tmp_path, capsys):
     from PIL import Image
 
-    from engine.io.annotations import write_pts
     from engine.detect import default_detector
     from engine.evaluation.cli import main
+    from engine.io.annotations import write_pts
     from engine.io.image import load_image
 
     image = load_image(SAMPLE)
     Image.fromarray(image).save(tmp_path / "face.ppm")
     write_pts(tmp_path / "face.pts", default_detector().detect(image)[0].landmarks)
-    assert main(["--landmarks", str(tmp_path), "--methods", "fit", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--landmarks",
+                str(tmp_path),
+                "--methods",
+                "fit",
+                "--out",
+                str(tmp_path / "out"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["faces"] == 1 and last["detected"] == 1
     det = last["figures_300w"]["detector"]

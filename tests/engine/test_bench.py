@@ -7,11 +7,19 @@ def test_bench_prints_figures_and_a_json_line_last(capsys):
     assert main(["--repeats", "2", "--skip", "video,train", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(lines[-1])
-    for key in ("detect_ms", "fit_end_to_end_ms", "render_128_ms", "render_128_fwd_bwd_ms", "relight_512_ms",
-                "peak_rss_mb"):
+    for key in (
+        "detect_ms",
+        "fit_end_to_end_ms",
+        "render_128_ms",
+        "render_128_fwd_bwd_ms",
+        "relight_512_ms",
+        "peak_rss_mb",
+    ):
         assert figures[key] > 0, key
     if "cest_end_to_end_ms" in figures:  # weights ship: each estimator's share is timed too
-        parts = sum(figures[f"estimator_{n}_ms"] for n in ("viewpoint", "shape", "reflectance", "illumination"))
+        parts = sum(
+            figures[f"estimator_{n}_ms"] for n in ("viewpoint", "shape", "reflectance", "illumination")
+        )
         assert 0.05 * figures["cest_end_to_end_ms"] < parts < figures["cest_end_to_end_ms"] * 1.5
 
 

@@ -9,7 +9,14 @@ import torch
 from engine.training.data import video as video_data
 from engine.training.data.images import ImageStills, prepare_folder
 from engine.training.data.mixture import DataConfig, TrainingData, expand_videos
-from engine.training.data.video import VideoClips, VideoConfig, VideoTrack, _is_cut, load_videos, prepare_video
+from engine.training.data.video import (
+    VideoClips,
+    VideoConfig,
+    VideoTrack,
+    _is_cut,
+    load_videos,
+    prepare_video,
+)
 from tests.conftest import SAMPLE, SHARED
 
 VIDEO = SHARED / "data" / "faces" / "video_short.mp4"
@@ -96,8 +103,14 @@ def test_training_data_mixes_sources_deterministically(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     shutil.copy(SAMPLE, folder / "face.png")
-    config = DataConfig(image_folders=[str(folder)], clips_per_batch=4, frames_per_clip=2,
-                        synthetic_clips=3, synthetic={"image_size": 64}, cache_dir=str(tmp_path / "cache"))
+    config = DataConfig(
+        image_folders=[str(folder)],
+        clips_per_batch=4,
+        frames_per_clip=2,
+        synthetic_clips=3,
+        synthetic={"image_size": 64},
+        cache_dir=str(tmp_path / "cache"),
+    )
     data = TrainingData(config, 64, 16)
     a, b = data.batch(5), data.batch(5)
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -11,8 +11,17 @@ from engine.cli import main
 from tests.conftest import SAMPLE
 
 EXPECTED = {
-    "face.obj", "face.mtl", "face_albedo.png", "face.ply", "face.glb", "params.json",
-    "depth.png", "normals.png", "albedo.png", "shading.png", "preview.png",
+    "face.obj",
+    "face.mtl",
+    "face_albedo.png",
+    "face.ply",
+    "face.glb",
+    "params.json",
+    "depth.png",
+    "normals.png",
+    "albedo.png",
+    "shading.png",
+    "preview.png",
 }
 
 
@@ -21,8 +30,18 @@ def reconstructed(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     bad = out.parent / "not_an_image.jpg"
     bad.write_text("hello")
-    status = main(["reconstruct", str(SAMPLE), str(bad), str(out.parent / "missing.png"),
-                   "-o", str(out), "--method", "fit"])
+    status = main(
+        [
+            "reconstruct",
+            str(SAMPLE),
+            str(bad),
+            str(out.parent / "missing.png"),
+            "-o",
+            str(out),
+            "--method",
+            "fit",
+        ]
+    )
     return status, out
 
 
@@ -52,7 +71,7 @@ def test_outputs_are_sane(reconstructed):
     from engine.reconstruct.views import PREVIEW_PANELS, label_panel
 
     for i, (_, text) in enumerate(PREVIEW_PANELS):  # each panel says what it is
-        corner = preview[:20, 256 * i:256 * i + 40]
+        corner = preview[:20, 256 * i : 256 * i + 40]
         assert (corner > 200).any() and (corner < 60).mean() > 0.3, text
     blank = np.zeros((256, 256, 3), np.uint8)
     assert not np.array_equal(label_panel(blank, "input"), label_panel(blank, "albedo"))
@@ -61,8 +80,23 @@ def test_outputs_are_sane(reconstructed):
 def test_piped_output_keeps_bars_and_error_lines_apart(tmp_path, capsys):
     bad = tmp_path / "notes.jpg"
     bad.write_text("hello")
-    assert main(["reconstruct", str(bad), str(SAMPLE), str(bad), "-o", str(tmp_path / "out"),
-                 "--method", "fit", "--formats", "ply"]) == 1
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(bad),
+                str(SAMPLE),
+                str(bad),
+                "-o",
+                str(tmp_path / "out"),
+                "--method",
+                "fit",
+                "--formats",
+                "ply",
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "\r" not in err, "no progress bar redraws when stderr is not a terminal"
     assert all(line.startswith("error:") for line in err.splitlines() if "error:" in line)
@@ -75,9 +109,25 @@ def test_no_tensorflow_lite_info_line(tmp_path):
 
     from tests.conftest import ROOT
 
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "reconstruct", str(SAMPLE), "-o", str(tmp_path),
-                          "--method", "fit", "--formats", "ply"], capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "reconstruct",
+            str(SAMPLE),
+            "-o",
+            str(tmp_path),
+            "--method",
+            "fit",
+            "--formats",
+            "ply",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "TensorFlow Lite" not in out.stderr + out.stdout
 
@@ -87,8 +137,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     bad.write_text("hello")
     assert main(["reconstruct", str(bad), str(tmp_path / "missing.png"), "-o", str(tmp_path / "out")]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}: not a readable image (cannot identify image file '{bad}')",
-                      f"error: {tmp_path / 'missing.png'}: no such file"]
+    assert errors == [
+        f"error: {bad}: not a readable image (cannot identify image file '{bad}')",
+        f"error: {tmp_path / 'missing.png'}: no such file",
+    ]
     assert not (tmp_path / "out" / "notes").exists()
 
 
@@ -96,8 +148,10 @@ def test_folder_input_and_exit_zero(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(SAMPLE, photos / "a.png")
-    assert main(["reconstruct", str(photos), "-o", str(tmp_path / "out"), "--method", "fit",
-                 "--formats", "obj"]) == 0
+    assert (
+        main(["reconstruct", str(photos), "-o", str(tmp_path / "out"), "--method", "fit", "--formats", "obj"])
+        == 0
+    )
     assert (tmp_path / "out" / "a" / "face.obj").exists()
     assert not (tmp_path / "out" / "a" / "face.glb").exists()
 
@@ -106,7 +160,9 @@ def test_photo_without_a_face(tmp_path):
     from PIL import Image
 
     Image.new("RGB", (200, 200), (90, 140, 200)).save(tmp_path / "sky.png")
-    assert main(["reconstruct", str(tmp_path / "sky.png"), "-o", str(tmp_path / "out"), "--method", "fit"]) == 1
+    assert (
+        main(["reconstruct", str(tmp_path / "sky.png"), "-o", str(tmp_path / "out"), "--method", "fit"]) == 1
+    )
 
 
 def test_video_end_to_end(tmp_path, sample_image):

@@ -21,9 +21,14 @@ def _landmarks(face_model, batch: int = 2) -> torch.Tensor:
 
     g = torch.Generator().manual_seed(1)
     params = FaceParams(
-        rotation=torch.randn(batch, 3, generator=g) * 0.2, translation=torch.randn(batch, 2, generator=g) * 0.05,
-        scale=torch.full((batch, 1), 0.1), identity=torch.randn(batch, face_model.n_identity, generator=g),
-        expression=torch.zeros(batch, face_model.n_expression), albedo=None, light=None)
+        rotation=torch.randn(batch, 3, generator=g) * 0.2,
+        translation=torch.randn(batch, 2, generator=g) * 0.05,
+        scale=torch.full((batch, 1), 0.1),
+        identity=torch.randn(batch, face_model.n_identity, generator=g),
+        expression=torch.zeros(batch, face_model.n_expression),
+        albedo=None,
+        light=None,
+    )
     _, _, ndc = params.geometry(face_model)
     return face_model.landmark_vertices(ndc)[..., :2]
 
@@ -40,7 +45,9 @@ def test_an_untrained_chain_with_the_fit_prior_returns_the_fit(small_model, face
     torch.testing.assert_close(params.identity, fit.identity)
     # a fitted 0 starts where the chain without the fit starts; the rest is the fit's value
     floor = torch.sigmoid(torch.tensor(-3.0))
-    torch.testing.assert_close(params.expression, fit.expression.clamp(floor, 1 - floor), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(
+        params.expression, fit.expression.clamp(floor, 1 - floor), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_the_fit_prior_needs_landmarks(small_model):
@@ -64,11 +71,15 @@ def test_init_script_zeroes_the_heads_and_keeps_the_encoders(tmp_path, face_mode
 
     src = tmp_path / "old.safetensors"
     torch.manual_seed(0)
-    old = CestModel(CestConfig(image_size=64, texture_size=32, width=8, features=32, occlusion=False), face_model)
+    old = CestModel(
+        CestConfig(image_size=64, texture_size=32, width=8, features=32, occlusion=False), face_model
+    )
     with torch.no_grad():
         old.viewpoint.head.weight.normal_()
     old.save(src)
-    spec = importlib.util.spec_from_file_location("fpi", Path(__file__).parent.parent / "scripts" / "fit_prior_init.py")
+    spec = importlib.util.spec_from_file_location(
+        "fpi", Path(__file__).resolve().parents[3] / "scripts" / "fit_prior_init.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(str(src), str(tmp_path / "new.safetensors"))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from engine.camera import project, to_camera
-from engine.model.chain import CestConfig, CestModel, align_image, config_mismatch
 from engine.errors import WeightsError
+from engine.model.chain import CestConfig, CestModel, align_image, config_mismatch
 from engine.render import Renderer
 from engine.sh import ambient_light
 
@@ -57,7 +57,9 @@ def test_align_image_undoes_roll_scale_translation(face_model):
         return renderer.rasterize(ndc, 96).mask
 
     moved = mask(0.4, 0.085, 0.12, -0.08)
-    aligned = align_image(moved, torch.tensor([[0.12, -0.08]]), torch.tensor([[0.085]]), torch.tensor([0.4]), s0)
+    aligned = align_image(
+        moved, torch.tensor([[0.12, -0.08]]), torch.tensor([[0.085]]), torch.tensor([0.4]), s0
+    )
     upright = mask(0.0, s0, 0.0, 0.0)
     inter = ((aligned > 0.5) & (upright > 0.5)).sum()
     union = ((aligned > 0.5) | (upright > 0.5)).sum()
@@ -84,7 +86,9 @@ def test_half_precision_weights_load_close(tmp_path, face_model):
     model = CestModel(CestConfig(**SMALL), face_model).eval()
     model.save(tmp_path / "full.safetensors")
     model.save(tmp_path / "half.safetensors", half=True)
-    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "full.safetensors"
+    ).stat().st_size
     loaded = CestModel.load(tmp_path / "half.safetensors", face_model=face_model)
     assert next(loaded.parameters()).dtype == torch.float32
     x = torch.rand(1, 3, 64, 64)

@@ -15,7 +15,6 @@ from engine.model.chain import CestModel
 from engine.training.finetune import FINETUNE_RECIPE, finetune
 from engine.training.losses import cest_losses, swap_partners
 from engine.training.trainer import Trainer, TrainingError, load_config, main, parse_overrides, train
-
 from tests.conftest import ROOT, SHARED
 
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -23,8 +22,10 @@ VIDEO = SHARED / "data" / "faces" / "video_short.mp4"
 
 
 def smoke(tmp_path: Path, **optim):
-    return load_config(SMOKE, {"data": {"cache_dir": str(tmp_path / "cache")}, "optim": optim,
-                               "log": {"samples_every": 1000}})
+    return load_config(
+        SMOKE,
+        {"data": {"cache_dir": str(tmp_path / "cache")}, "optim": optim, "log": {"samples_every": 1000}},
+    )
 
 
 def weights_of(model) -> dict:
@@ -51,10 +52,23 @@ def test_unknown_config_keys_are_errors(tmp_path):
 
 def test_command_line_runs_with_overrides(tmp_path, capsys):
     assert parse_overrides(["model.conditional=false", "optim.steps=2"]) == {
-        "model": {"conditional": False}, "optim": {"steps": 2}}
+        "model": {"conditional": False},
+        "optim": {"steps": 2},
+    }
     out = tmp_path / "cli"
-    code = main([str(SMOKE), "--out", str(out), "--steps", "2", "--set", f"data.cache_dir={tmp_path / 'cache'}",
-                 "--set", "model.conditional=false"])
+    code = main(
+        [
+            str(SMOKE),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--set",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "--set",
+            "model.conditional=false",
+        ]
+    )
     assert code == 0 and "weights:" in capsys.readouterr().out
     assert CestModel.load(out / "weights.safetensors").config.conditional is False
     assert main([str(tmp_path / "missing.yaml")]) == 1
@@ -68,8 +82,9 @@ def test_smoke_training_lowers_the_loss(tmp_path):
         with torch.no_grad():
             params = trainer.model(batch["image"])
             partner = swap_partners(batch["clip_id"], torch.Generator().manual_seed(0))
-            return cest_losses(params, batch, trainer.face_model, trainer.renderer,
-                               trainer.config.losses, partner).total.item()
+            return cest_losses(
+                params, batch, trainer.face_model, trainer.renderer, trainer.config.losses, partner
+            ).total.item()
 
     before = loss_on_fixed_batch()
     trainer.run()
@@ -138,8 +153,10 @@ def _free_port() -> int:
 
 def _ddp_worker(rank: int, world: int, port: int, out: str, cache: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank))
-    config = load_config(SMOKE, {"threads": 1, "data": {"cache_dir": cache}, "optim": {"steps": 3},
-                                 "log": {"samples_every": 1000}})
+    config = load_config(
+        SMOKE,
+        {"threads": 1, "data": {"cache_dir": cache}, "optim": {"steps": 3}, "log": {"samples_every": 1000}},
+    )
     trainer = Trainer(config, out)
     trainer.run()
     torch.save(weights_of(trainer.model), Path(out) / f"rank{rank}.pt")
@@ -162,9 +179,20 @@ def test_finetune_end_to_end_on_a_few_frames(tmp_path):
     base = tmp_path / "base.safetensors"
     CestModel(load_config(SMOKE).model).save(base)
     recipe = tmp_path / "ft.yaml"
-    recipe.write_text(json.dumps({**FINETUNE_RECIPE, "data": {
-        **FINETUNE_RECIPE["data"], "max_frames": 8, "frame_step": 3, "cache_dir": str(tmp_path / "cache")},
-        "log": {**FINETUNE_RECIPE["log"], "progress_bar": False}}))
+    recipe.write_text(
+        json.dumps(
+            {
+                **FINETUNE_RECIPE,
+                "data": {
+                    **FINETUNE_RECIPE["data"],
+                    "max_frames": 8,
+                    "frame_step": 3,
+                    "cache_dir": str(tmp_path / "cache"),
+                },
+                "log": {**FINETUNE_RECIPE["log"], "progress_bar": False},
+            }
+        )
+    )
     weights = finetune(VIDEO, base, tmp_path / "ft", steps=3, config=recipe)
     model = CestModel.load(weights)
     assert model.config == load_config(SMOKE).model
@@ -181,10 +209,29 @@ def test_sigint_stops_after_the_step_checkpoints_it_and_shows_a_sample(tmp_path)
     import time
 
     run = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-m", "engine.train", str(SMOKE), "--out", str(run), "--steps", "5000",
-                              "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "log.every=1",
-                              "--set", "log.checkpoint_every=1000", "--set", "log.samples_every=1000"],
-                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.train",
+            str(SMOKE),
+            "--out",
+            str(run),
+            "--steps",
+            "5000",
+            "--set",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "--set",
+            "log.every=1",
+            "--set",
+            "log.checkpoint_every=1000",
+            "--set",
+            "log.samples_every=1000",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         try:

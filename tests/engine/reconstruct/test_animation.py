@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from engine.crop import OneEuroFilter
 from engine.reconstruct import motion as mo
 from engine.reconstruct.animation import write_animation
 from engine.reconstruct.arkit import ARKIT_NAMES, HEADER
-from engine.crop import OneEuroFilter
 
 FPS = 25.0
 SIZE = (640, 480)
@@ -22,10 +22,16 @@ SIZE = (640, 480)
 def _record(frame: int, face: bool, expression=None, yaw: float = 0.0, track: int = 0) -> dict:
     record = {"frame": frame, "face": face, "time_s": frame / FPS}
     if face:
-        record.update(track=track, expression=list(expression),
-                      viewpoint={"rotation_pitch_yaw_roll_rad": [0.05, yaw, 0.0], "translation_ndc": [0.01, -0.02],
-                                 "scale_ndc_per_cm": 0.09},
-                      crop_centre_side_px=[320.0 + frame, 240.0, 200.0])
+        record.update(
+            track=track,
+            expression=list(expression),
+            viewpoint={
+                "rotation_pitch_yaw_roll_rad": [0.05, yaw, 0.0],
+                "translation_ndc": [0.01, -0.02],
+                "scale_ndc_per_cm": 0.09,
+            },
+            crop_centre_side_px=[320.0 + frame, 240.0, 200.0],
+        )
     return record
 
 
@@ -51,8 +57,12 @@ def _array(gltf, index: int) -> np.ndarray:
     view = gltf.bufferViews[accessor.bufferView]
     width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}[accessor.type]
     dtype = {5126: np.float32, 5125: np.uint32}[accessor.componentType]
-    data = np.frombuffer(gltf.binary_blob(), dtype, count=accessor.count * width,
-                         offset=view.byteOffset + (accessor.byteOffset or 0))
+    data = np.frombuffer(
+        gltf.binary_blob(),
+        dtype,
+        count=accessor.count * width,
+        offset=view.byteOffset + (accessor.byteOffset or 0),
+    )
     return data.reshape(accessor.count, width)
 
 
@@ -107,7 +117,11 @@ def test_csv_has_live_link_face_layout(face_model, tmp_path):
     rows = _csv_rows(path)
     assert tuple(rows[0]) == HEADER
     assert rows[0][:3] == ["Timecode", "BlendShapeCount", "EyeBlinkLeft"] and rows[0][-4:] == [
-        "TongueOut", "HeadYaw", "HeadPitch", "HeadRoll"]
+        "TongueOut",
+        "HeadYaw",
+        "HeadPitch",
+        "HeadRoll",
+    ]
     assert len(ARKIT_NAMES) == 52 and len(rows) == 1 + len(records)  # one row per frame, faces or not
     assert rows[1][0] == "00:00:00:00.000" and rows[2][0] == "00:00:00:01.000" and rows[1][1] == "55"
     values = np.array([[float(v) for v in row[2:]] for row in rows[1:]])
@@ -148,8 +162,9 @@ def test_no_face_frames_hold_then_fade_to_neutral(face_model, tmp_path):
     assert sum(faces) < len(times) <= sum(faces) + 4
     jaw = face_model.expression_names.index("jawOpen")
     gap_times = np.arange(10, 85) / FPS
-    np.testing.assert_allclose(np.interp(gap_times, times, weights[:, jaw]),
-                               blend[10:85, ARKIT_NAMES.index("JawOpen")], atol=1e-5)
+    np.testing.assert_allclose(
+        np.interp(gap_times, times, weights[:, jaw]), blend[10:85, ARKIT_NAMES.index("JawOpen")], atol=1e-5
+    )
 
 
 def test_frames_before_the_first_face_are_neutral(face_model, tmp_path):
@@ -180,7 +195,9 @@ def test_video_animation_end_to_end(tmp_path, sample_image, face_model):
         for i in range(5):
             writer.write(np.roll(sample_image, 4 * i, axis=1))
         writer.write(np.zeros_like(sample_image))  # a frame without a face
-    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--method", "fit", "--animation"]) == 0
+    assert (
+        main(["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--method", "fit", "--animation"]) == 0
+    )
     folder = tmp_path / "out" / "clip"
     lines = [json.loads(line) for line in (folder / "frames.jsonl").read_text().splitlines()]
     faces = sum(line["face"] for line in lines)

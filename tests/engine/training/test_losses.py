@@ -3,6 +3,9 @@
 import pytest
 import torch
 
+from engine.params import FaceParams
+from engine.render import Renderer
+from engine.sh import ambient_light
 from engine.training.losses import (
     LossWeights,
     cest_losses,
@@ -14,9 +17,6 @@ from engine.training.losses import (
     swap_partners,
     symmetry_albedo,
 )
-from engine.params import FaceParams
-from engine.render import Renderer
-from engine.sh import ambient_light
 
 SIZE = 64
 
@@ -131,7 +131,15 @@ def test_total_is_the_weighted_sum_and_every_term_is_logged(setup):
     batch = batch_for(params, setup, image=torch.rand(2, 3, SIZE, SIZE))
     weights = LossWeights(photometric=1, swap=2, symmetry=3, landmark=4, identity=5, expression=6, light=7)
     result = cest_losses(params, batch, *setup, weights, torch.tensor([1, 0]))
-    assert set(result.terms) == {"photometric", "swap", "symmetry", "landmark", "identity", "expression", "light"}
+    assert set(result.terms) == {
+        "photometric",
+        "swap",
+        "symmetry",
+        "landmark",
+        "identity",
+        "expression",
+        "light",
+    }
     expected = sum(getattr(weights, k) * v for k, v in result.terms.items())
     assert torch.allclose(result.total, expected)
 

@@ -49,13 +49,16 @@ def test_landmarks_in_anatomical_order(face_model):
 
 
 def test_identity_modes_change_the_shape_plausibly(face_model):
-    verts = face_model.vertices(torch.randn(8, face_model.n_identity), torch.zeros(8, face_model.n_expression))
+    verts = face_model.vertices(
+        torch.randn(8, face_model.n_identity), torch.zeros(8, face_model.n_expression)
+    )
     offset = (verts - face_model.mean).norm(dim=-1)
     assert 0.1 < float(offset.mean()) < 2.0  # centimetres
 
 
 def test_converter_reproduces_the_committed_model(tmp_path, shared_data):
     import importlib.util
+
     from tests.conftest import ROOT
 
     spec = importlib.util.spec_from_file_location("convert", ROOT / "scripts" / "convert_facemodel.py")

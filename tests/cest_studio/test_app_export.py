@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "samples" / "astronaut.png"
+SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "samples" / "astronaut.png"
 
 
 @pytest.fixture(scope="module")

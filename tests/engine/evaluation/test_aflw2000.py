@@ -25,7 +25,14 @@ from tests.conftest import SAMPLE
 
 def _ddfa_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
     """3DDFA / face3d ``angle2matrix_3ddfa``: transposed axis matrices, Rx @ Ry @ Rz (radians)."""
-    cx, sx, cy, sy, cz, sz = math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw), math.cos(roll), math.sin(roll)
+    cx, sx, cy, sy, cz, sz = (
+        math.cos(pitch),
+        math.sin(pitch),
+        math.cos(yaw),
+        math.sin(yaw),
+        math.cos(roll),
+        math.sin(roll),
+    )
     rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
     ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
     rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
@@ -73,7 +80,12 @@ def test_pose_errors_drop_faces_beyond_99_degrees_and_wrap_yaw():
 def test_pose_errors_without_pitch_and_roll_report_yaw_only():
     gt = np.array([[math.nan, 10.0, math.nan]])
     out = pose_errors(np.array([[3.0, 12.0, 4.0]]), gt)
-    assert out["yaw"] == 2 and out["pitch"] is None and out["mean"] is None and out["angles_with_ground_truth"] == 1
+    assert (
+        out["yaw"] == 2
+        and out["pitch"] is None
+        and out["mean"] is None
+        and out["angles_with_ground_truth"] == 1
+    )
 
 
 def _write_mat(path, points2d, pose_deg):
@@ -106,7 +118,9 @@ def test_npy_tables_reader(tmp_path):
     table = read_npy_tables(tmp_path, "original")
     np.testing.assert_allclose(table["image00004.jpg"][0], pts[1, :2].T, rtol=1e-6)
     assert table["image00004.jpg"][1][1] == -70.0 and math.isnan(table["image00004.jpg"][1][0])
-    np.testing.assert_allclose(read_npy_tables(tmp_path, "reannotated")["image00002.jpg"][0], pts[0, :2].T + 1, rtol=1e-6)
+    np.testing.assert_allclose(
+        read_npy_tables(tmp_path, "reannotated")["image00002.jpg"][0], pts[0, :2].T + 1, rtol=1e-6
+    )
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +150,20 @@ def test_run_on_a_mat_folder_end_to_end(tmp_path, sample_faces):
 def test_cli_on_the_shared_images_prints_a_json_line_last(shared_data, tmp_path, capsys):
     from engine.evaluation.cli import main
 
-    assert main(["--aflw2000", str(shared_data / "aflw2000"), "--methods", "fit", "--out", str(tmp_path),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--aflw2000",
+                str(shared_data / "aflw2000"),
+                "--methods",
+                "fit",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["faces"] == 9 and last["detected"] == 9
     assert last["nme_box_percent"]["fit"]["mean_of_bins"] is not None

@@ -27,8 +27,9 @@ def test_vertex_uvs_map_back_to_themselves(face_model):
 def test_unwrapping_a_render_recovers_its_albedo(face_model):
     params = random_params(face_model, batch=1, seed=2, tex=TEXTURE_SIZE)
     gen = torch.Generator().manual_seed(1)
-    albedo = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=gen), size=TEXTURE_SIZE,
-                                             mode="bilinear", align_corners=False)
+    albedo = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 8, 8, generator=gen), size=TEXTURE_SIZE, mode="bilinear", align_corners=False
+    )
     params = params.replace(albedo=albedo, light=torch.zeros(1, 9, 3))
     params.light[:, 0] = 1 / 0.2820948  # ambient shading of 1: the image is the albedo
     _, cam, ndc = params.geometry(face_model)

@@ -19,7 +19,7 @@ def _clip(path: Path, frames: int = 4, size: int = 288) -> Path:
     with VideoWriter(path, 10) as writer:
         for i in range(frames):
             x0, y0 = 60 + 6 * i, 10 + 3 * i
-            writer.write(np.ascontiguousarray(image[y0:y0 + size, x0:x0 + size]))
+            writer.write(np.ascontiguousarray(image[y0 : y0 + size, x0 : x0 + size]))
     return path
 
 
@@ -56,8 +56,15 @@ def test_the_running_albedo_takes_the_frame_where_no_frame_saw():
     from engine.reconstruct.video import Track
 
     albedo = torch.full((1, 3, 8, 8), 0.6)
-    params = FaceParams(torch.zeros(1, 3), torch.zeros(1, 2), torch.ones(1, 1), torch.zeros(1, 4),
-                        torch.zeros(1, 2), albedo=albedo, light=torch.zeros(1, 9, 3))
+    params = FaceParams(
+        torch.zeros(1, 3),
+        torch.zeros(1, 2),
+        torch.ones(1, 1),
+        torch.zeros(1, 4),
+        torch.zeros(1, 2),
+        albedo=albedo,
+        light=torch.zeros(1, 9, 3),
+    )
     visibility = torch.zeros(1, 1, 8, 8)
     visibility[..., :4] = 1.0
     out = Track().update(params, visibility)

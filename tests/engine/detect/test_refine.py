@@ -61,10 +61,10 @@ def test_similarity_and_a_stage_and_the_file_round_trip(tmp_path):
 def test_the_shipped_refiner_beats_the_index_table_on_annotated_faces(shared_data):
     """On AFW faces (part of the refiner's training data: a regression check, not a held-out figure;
     the held-out figures are in resources/detect/README.md)."""
-    from engine.io.annotations import find_annotated_images
     from engine.detect import MediaPipeDetector, mesh_to_ibug68
-    from engine.evaluation.landmarks300w import match_face
     from engine.evaluation.landmark_figures import point_errors
+    from engine.evaluation.landmarks300w import match_face
+    from engine.io.annotations import find_annotated_images
     from engine.io.image import load_image
 
     detector = MediaPipeDetector(threads=1)

@@ -50,8 +50,23 @@ def test_cli_photo_source(tmp_path, photos):
     target, source = photos
     own, out = tmp_path / "own", tmp_path / "out"
     assert main(["reconstruct", str(target), str(source), "-o", str(own), "--method", "fit"]) == 0
-    assert main(["reconstruct", str(target), "-o", str(out), "--method", "fit", "--expressions-from",
-                 str(source), "--formats", "obj"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(target),
+                "-o",
+                str(out),
+                "--method",
+                "fit",
+                "--expressions-from",
+                str(source),
+                "--formats",
+                "obj",
+            ]
+        )
+        == 0
+    )
     moved, target_own, source_own = _params(out / "target"), _params(own / "target"), _params(own / "smile")
     np.testing.assert_allclose(moved["expression"], source_own["expression"], atol=1e-6)
     np.testing.assert_allclose(moved["identity"], target_own["identity"], atol=1e-6)
@@ -68,8 +83,23 @@ def test_cli_video_source_animates_the_target(tmp_path, photos, sample_image):
         for i in range(4):
             writer.write(np.roll(sample_image, 5 * i, axis=0))
     out = tmp_path / "out"
-    assert main(["reconstruct", str(target), "-o", str(out), "--method", "fit", "--expressions-from",
-                 str(clip), "--formats", "obj"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(target),
+                "-o",
+                str(out),
+                "--method",
+                "fit",
+                "--expressions-from",
+                str(clip),
+                "--formats",
+                "obj",
+            ]
+        )
+        == 0
+    )
     folder = out / "target"
     assert (folder / "animation.glb").stat().st_size > 0
     assert len((folder / "blendshapes.csv").read_text().splitlines()) == 1 + 4
@@ -80,5 +110,18 @@ def test_cli_refuses_a_video_target(tmp_path, photos):
     target, _ = photos
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"")
-    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "o"), "--expressions-from", str(target),
-                 "--method", "fit"]) == 2
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(clip),
+                "-o",
+                str(tmp_path / "o"),
+                "--expressions-from",
+                str(target),
+                "--method",
+                "fit",
+            ]
+        )
+        == 2
+    )
