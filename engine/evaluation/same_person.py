@@ -46,7 +46,7 @@ def _per_photo(recon, image_path: Path, chart: torch.Tensor):
     neutral = recon.model.vertices(
         p.identity.to(recon.device), torch.zeros_like(p.expression).to(recon.device)
     )
-    albedo = p.albedo[0].cpu() * chart
+    albedo = torch.nn.functional.interpolate(p.albedo.cpu(), size=chart.shape[-2:], mode="area")[0] * chart
     albedo = albedo / albedo.sum().clamp_min(1e-6) * chart.sum() * 3 * 0.5  # same mean (0.5) per map
     return neutral[0].cpu().numpy(), albedo.numpy()
 
@@ -83,13 +83,11 @@ def evaluate_same_person(
                 except Exception:  # no face / unreadable: counted, left out
                     failed += 1
                     continue
-                if albedo.shape[-1] != chart.shape[-1]:
-                    albedo = torch.nn.functional.interpolate(
-                        torch.from_numpy(albedo)[None], size=chart.shape[-2:], mode="area"
-                    )[0].numpy()
                 shapes.append(shape)
                 albedos.append(albedo)
                 labels.append(label)
+        if len(set(labels)) < 2:
+            raise RuntimeError(f"{name}: fewer than two people reconstructed ({failed} photos failed)")
         labels_arr = np.array(labels)
         results[name] = {
             "photos": len(labels),

@@ -73,3 +73,22 @@ def test_landmark_eval_reads_ppm_and_reports_the_300w_figures(tmp_path, capsys):
     row = json.loads((tmp_path / "out" / "landmarks_nme.json").read_text())["per_image"][0]
     assert set(row["nme_inner51"]) == {"detector", "fit"}
     shutil.rmtree(tmp_path / "out")
+
+
+def test_same_person_end_to_end_on_two_people_of_the_sample(tmp_path):
+    """Each method's maps, whatever their size (the fit's albedo is larger than the networks')."""
+    from PIL import Image
+
+    from engine.evaluation.same_person import evaluate_same_person
+
+    image = Image.open(SAMPLE)
+    for person, flip in (("ann", False), ("bob", True)):
+        (tmp_path / person).mkdir()
+        for i, angle in enumerate((0, 5)):
+            photo = image.rotate(angle)
+            photo = photo.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if flip else photo
+            photo.save(tmp_path / person / f"{i}.png")
+    results = evaluate_same_person(tmp_path, methods=["fit"], progress=False)
+    fit = results["methods"]["fit"]
+    assert fit["photos"] == 4 and fit["failed"] == 0
+    assert 0 <= fit["shape_cm"]["ratio"] and 0 <= fit["albedo"]["ratio"]
