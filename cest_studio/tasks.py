@@ -90,6 +90,8 @@ class FaceResult:
     frame: int | None = None  # video frame index
     expression: tuple[float, ...] = ()  # estimated expression weights, in the model's order
     expression_names: tuple[str, ...] = ()
+    # params.json's fields other than the factors (source, face box, landmarks, crop), as the CLI writes them
+    record: dict = field(default_factory=dict)
     key: int = field(default_factory=lambda: next(_keys))
 
 
@@ -281,6 +283,7 @@ class EngineSession:
             pose=rotation_degrees(recon.params),
             seconds=seconds,
             frame=frame,
+            record=_face_record(recon),
             **expression_fields(recon.params, r.model),
         )
 
@@ -452,8 +455,17 @@ def _display_image(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray
     return small, ((np.asarray(landmarks, np.float32) + 0.5) * scale - 0.5)
 
 
+def _face_record(recon) -> dict:
+    """What params.json holds besides the factors, by the CLI's own rule (engine.reconstruct.views)."""
+    from engine.reconstruct.views import params_record
+
+    factors = recon.params.to_json()
+    return {k: v for k, v in params_record(recon).items() if k not in factors}
+
+
 def _params_json(face: FaceResult, params) -> dict:
-    record = {
+    """The CLI's params.json layout (original-image pixels) with the edited factors."""
+    record = dict(face.record) or {
         "source": face.source,
         "method": face.method,
         "landmarks_68_xy": np.round(face.landmarks, 2).tolist(),

@@ -16,6 +16,8 @@ from engine.io.mesh import MeshData
 from engine.lighting import LightSettings, settings_to_sh
 from engine.params import FaceParams
 from engine.reconstruct.expressions import with_expression
+from engine.reconstruct.reconstructor import to_uint8
+from engine.reconstruct.views import depth_to_grey, normalised_shading
 from engine.render import Renderer, RenderOutput, sample_texture, vertex_normals
 from engine.render.uv import uv_layout
 from engine.sh import SH_CONST, sh_basis, sh_shading
@@ -173,11 +175,6 @@ def uv_normals(
     gathered = normals[:, corners]  # (1, T, T, 3, 3)
     per_texel = torch.einsum("tsk,btskc->bcts", bary.to(normals.dtype), gathered)
     return F.normalize(per_texel, dim=1, eps=1e-12)
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(1, 3, H, W) float in [0, 1] -> HxWx3 uint8."""
-    return (image[0].detach().clamp(0, 1) * 255 + 0.5).byte().permute(1, 2, 0).cpu().numpy()
 
 
 @dataclass
@@ -346,20 +343,13 @@ class FaceEditor:
             maps[view] = frame.image if view == "render" else frame.image * (self._mask_np()[..., None])
             if view == "render":
                 maps["texture"] = frame.texture
-        maps["depth"] = _depth_image(self._cache)
+        shading_px, _ = self._shading(light_of(edits, self.params.light))
+        maps["shading"] = to_uint8(normalised_shading(shading_px, self._mask))  # as the CLI's shading.png
+        maps["depth"] = depth_to_grey(self._cache.depth, self._cache.mask)
         return maps
 
     def _mask_np(self) -> np.ndarray:
         return self._mask[0, 0].cpu().numpy().astype(np.uint8)
-
-
-def _depth_image(out: RenderOutput) -> np.ndarray:
-    depth, mask = out.depth[0, 0], out.mask[0, 0] > 0
-    if not mask.any():
-        return np.zeros((*depth.shape, 3), np.uint8)
-    lo, hi = depth[mask].min(), depth[mask].max()
-    grey = ((depth - lo) / (hi - lo).clamp_min(1e-6) * 0.85 + 0.15) * mask
-    return to_uint8(grey[None, None].expand(1, 3, -1, -1))
 
 
 def compact_params(params: FaceParams) -> FaceParams:

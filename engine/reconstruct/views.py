@@ -34,14 +34,25 @@ def render_views(reconstructor: Reconstructor, recon: Reconstruction) -> dict[st
 
 def display_shading(out: RenderOutput) -> torch.Tensor:
     """Shading scaled so its brightest 1% inside the face reaches white (PNG cannot hold > 1)."""
-    inside = out.shading.mean(1, keepdim=True)[out.mask > 0]
-    peak = torch.quantile(inside, 0.99) if inside.numel() else out.shading.new_tensor(1.0)
-    return (out.shading / peak.clamp_min(1e-3)).clamp(0, 1)
+    return normalised_shading(out.shading, out.mask)
+
+
+def normalised_shading(shading: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(1, 3, H, W) shading divided by its 99th percentile inside ``mask``, then clamped to [0, 1]:
+    the one rule of shading.png, for the CLI and the app alike."""
+    inside = shading.mean(1, keepdim=True)[mask > 0]
+    peak = torch.quantile(inside, 0.99) if inside.numel() else shading.new_tensor(1.0)
+    return (shading / peak.clamp_min(1e-3)).clamp(0, 1) * (mask > 0)
 
 
 def depth_image(out: RenderOutput) -> np.ndarray:
     """Depth as 8-bit grey (near = bright) inside the face, black outside."""
-    depth, mask = out.depth[0, 0], out.mask[0, 0] > 0
+    return depth_to_grey(out.depth, out.mask)
+
+
+def depth_to_grey(depth: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """(1, 1, H, W) depth and mask -> HxWx3 uint8, near = bright, the face spanning 0.15..1."""
+    depth, mask = depth[0, 0], mask[0, 0] > 0
     if not mask.any():
         return np.zeros((*depth.shape, 3), np.uint8)
     lo, hi = depth[mask].min(), depth[mask].max()
