@@ -223,17 +223,15 @@ class EngineSession:
         from engine.reconstruct.reconstructor import Reconstructor
 
         old = self.reconstructor
-        detector = old._detector if old is not None else None  # keep the loaded detector
+        loaded = old.loaded_detector if old is not None else None  # keep the loaded detector
         try:
             recon = Reconstructor(
-                method=spec.kind, weights=spec.weights, device=self.device, detector=self.detector
+                method=spec.kind, weights=spec.weights, device=self.device, detector=loaded or self.detector
             )
         except FileNotFoundError as exc:
             from engine.errors import WeightsError
 
             raise WeightsError(str(exc)) from exc
-        if detector is not None:
-            recon._detector = detector
         self.reconstructor, self.spec = recon, spec
         if recon.method == "cest":
             description = f"CEST networks ({Path(recon.weights).name})"

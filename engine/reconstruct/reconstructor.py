@@ -106,6 +106,11 @@ class Reconstructor:
         return network.eval()
 
     @property
+    def loaded_detector(self) -> Detector | None:
+        """The detector if it was made already (another Reconstructor can share it), else None."""
+        return self._detector
+
+    @property
     def detector(self):
         if self._detector is None:
             self._detector = create_detector(self._detector_name)
