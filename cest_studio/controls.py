@@ -53,6 +53,9 @@ class ControlsPanel(QScrollArea):
         layout.addWidget(self.expressions)
         layout.addStretch(1)
         self.setWidget(body)
+        # no horizontal scroll bar: wide enough for the body beside the vertical bar, values included
+        scroll_bar = self.verticalScrollBar().sizeHint().width()
+        self.setMinimumWidth(max(330, body.minimumSizeHint().width() + scroll_bar + 4))
         self._state = EditState()
         self._estimated_light: dict | None = None
         self._estimated_pose: tuple[float, float, float] = (0.0, 0.0, 0.0)
