@@ -3,7 +3,7 @@
 A CropBox is a square in image pixel coordinates (pixel centres at integers): it spans
 [cx - side/2, cx + side/2] in x and y. No rotation: the network sees the roll.
 Crop pixel u (also centre-based) and crop NDC follow docs/conventions.md:
-px = (ndc + 1) / 2 * size - 0.5, so ndc = 2 * (x - cx) / side whatever the crop size.
+px = (ndc + 1) / 2 * size - 0.5 (engine.camera.ndc_to_pixels), so ndc = 2 * (x - cx) / side whatever the crop size.
 """
 
 from __future__ import annotations
@@ -55,16 +55,6 @@ def crop_to_image(points: np.ndarray, box: CropBox, size: int) -> np.ndarray:
     """Crop pixel (x, y) of a size x size crop -> image pixel (x, y)."""
     points = np.asarray(points, np.float64)
     return (points + 0.5) * (box.side / size) + box.corner
-
-
-def pixels_to_ndc(points: np.ndarray, size: int) -> np.ndarray:
-    """Crop pixel -> crop NDC in [-1, 1] (x right, y down; align_corners=False)."""
-    return (np.asarray(points, np.float64) + 0.5) / size * 2 - 1
-
-
-def ndc_to_pixels(ndc: np.ndarray, size: int) -> np.ndarray:
-    """Crop NDC -> crop pixel: px = (ndc + 1) / 2 * size - 0.5."""
-    return (np.asarray(ndc, np.float64) + 1) / 2 * size - 0.5
 
 
 def image_to_ndc(points: np.ndarray, box: CropBox) -> np.ndarray:

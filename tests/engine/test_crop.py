@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.camera import ndc_to_pixels, pixels_to_ndc  # one definition, used by the crop maps too
 from engine.crop import (
     FACE_FILL,
     CropBox,
@@ -16,8 +17,6 @@ from engine.crop import (
     image_to_crop,
     image_to_ndc,
     ndc_to_image,
-    ndc_to_pixels,
-    pixels_to_ndc,
 )
 
 RNG = np.random.default_rng(0)
