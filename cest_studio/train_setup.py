@@ -44,12 +44,15 @@ def config_folder() -> Path | None:
 
 
 def recipe_entries() -> list[tuple[str, str | None]]:
-    """(name, path) of each recipe: the configs/*.yaml, else (an installed app) the built-in one,
-    which is configs/finetune.yaml and so never listed twice."""
+    """(name, path) of each recipe: the configs/*.yaml of a checkout and the shipped fine-tuning
+    recipe (resources/recipes/finetune.yaml, what an installed app has), each listed once."""
+    from engine.resources import resources_root
+
     folder = config_folder()
     entries = [(p.name, str(p)) for p in sorted(folder.glob("*.yaml"))] if folder else []
+    shipped = resources_root() / "recipes" / FINETUNE_RECIPE
     if FINETUNE_RECIPE not in {name for name, _ in entries}:
-        entries.append((BUILTIN_RECIPE, None))
+        entries.append((FINETUNE_RECIPE, str(shipped)) if shipped.is_file() else (BUILTIN_RECIPE, None))
     return entries
 
 

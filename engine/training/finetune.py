@@ -13,32 +13,20 @@ from pathlib import Path
 
 from engine.errors import CestError
 from engine.model.chain import read_weights
+from engine.resources import resources_root
 from engine.training.trainer import TrainConfig, TrainingError, load_config, merge_dicts, train
 
-# The recipe of configs/finetune.yaml, built in so that an installed app needs no config file.
-FINETUNE_RECIPE = {
-    "seed": 0,
-    "threads": 1,
-    "losses": {
-        "photometric": 1.0,
-        "swap": 1.0,
-        "symmetry": 0.5,
-        "landmark": 1.0,
-        "identity": 0.003,
-        "expression": 0.001,
-        "light": 0.05,
-    },
-    "data": {
-        "clips_per_batch": 2,
-        "frames_per_clip": 4,
-        "max_gap": 3,
-        "synthetic_clips": 0,
-        "frame_step": 2,
-        "max_frames": 400,
-    },
-    "optim": {"steps": 300, "lr": 0.0001, "warmup_steps": 20, "lr_min_fraction": 0.2, "grad_clip": 5.0},
-    "log": {"every": 10, "samples_every": 50, "checkpoint_every": 50, "samples": 6},
-}
+RECIPE_FILE = "recipes/finetune.yaml"  # in resources/: shipped with the app, the one copy of the recipe
+
+
+def builtin_recipe() -> dict:
+    """The fine-tuning recipe (resources/recipes/finetune.yaml) as a plain dict."""
+    import yaml
+
+    return yaml.safe_load((resources_root() / RECIPE_FILE).read_text())
+
+
+FINETUNE_RECIPE = builtin_recipe()
 
 
 def finetune_config(
