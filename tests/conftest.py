@@ -61,3 +61,16 @@ def random_params(model, batch: int = 2, seed: int = 0, tex: int = 64):
         albedo=albedo,
         light=light,
     )
+
+
+def make_video(path: Path, frames: int = 6, size: int = 288) -> Path:
+    """A short clip panning over the sample face (H.264 MP4)."""
+    from engine.io.image import load_image
+    from engine.io.video import VideoWriter
+
+    image = load_image(SAMPLE)
+    with VideoWriter(path, 10) as writer:
+        for i in range(frames):
+            x0, y0 = 60 + 6 * i, 10 + 3 * i
+            writer.write(np.ascontiguousarray(image[y0 : y0 + size, x0 : x0 + size]))
+    return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
@@ -229,8 +230,12 @@ class MediaPipeDetector:
         self._anchors = blazeface_anchors()
         self._refiner_path = _refiner_file(model_dir, refiner)
         self._refiner = _load_refiner(model_dir, refiner)
-        # what cached training landmarks depend on: the backend and, if any, the refiner's file
-        self.cache_key = self.name + (f"+refiner:{_file_digest(self._refiner_path)}" if self._refiner else "")
+
+    @functools.cached_property
+    def cache_key(self) -> str:
+        """What cached training landmarks depend on: the backend and, if any, the refiner's file
+        (hashed on first use only: detection itself never needs it)."""
+        return self.name + (f"+refiner:{_file_digest(self._refiner_path)}" if self._refiner else "")
 
     def detect(self, image: np.ndarray, thorough: bool = False) -> list[Face]:
         """Faces, largest first. ``thorough`` (every face of a group photo): search every tile

@@ -132,33 +132,12 @@ def pose_errors(pred_deg: np.ndarray, gt_deg: np.ndarray) -> dict[str, float | i
 # ------------------------------------------------------------------------------------ runner
 
 
-def _reconstructors(methods: list[str], weights: dict, device: str, detector: str) -> tuple[dict, dict]:
-    from engine.evaluation.synthetic import default_weights
-    from engine.reconstruct.reconstructor import Reconstructor
-
-    recons, skipped = {}, {}
-    for name in methods:
-        if name == "fit":
-            recons[name] = Reconstructor(method="fit", device=device, detector=detector)
-            continue
-        path = Path((weights or {}).get(name) or default_weights(name))
-        if not path.is_file():
-            skipped[name] = f"no weights at {path}"
-            continue
-        recons[name] = Reconstructor(
-            method="cest", weights=path, device=device, detector=detector, detail=False
-        )
-    return recons, skipped
-
-
 def _one_face(face: Aflw2000Face, det, recons: dict) -> dict:
     """Points and pose of every method on one image (or why there are none)."""
-    from engine.crop import crop_to_image
+    from engine.evaluation.common import image_landmarks
     from engine.evaluation.landmarks300w import match_face
-    from engine.evaluation.synthetic import predicted_landmarks
     from engine.headpose import benchmark_pose_deg
     from engine.io.image import load_image
-    from engine.reconstruct.reconstructor import CROP_SIZE
 
     row: dict = {"image": str(face.image), "gt_pose_deg": face.pose_deg.tolist(), "detected": False}
     image = load_image(face.image)
@@ -168,8 +147,7 @@ def _one_face(face: Aflw2000Face, det, recons: dict) -> dict:
     row |= {"detected": True, "points": {"detector": found.landmarks.tolist()}, "pose_deg": {}}
     for name, recon in recons.items():
         rec = recon.reconstruct_face(image, found)
-        crop_pts = predicted_landmarks(rec.params, recon.model, CROP_SIZE)[0].numpy()
-        row["points"][name] = crop_to_image(crop_pts, rec.crop_box, CROP_SIZE).tolist()
+        row["points"][name] = image_landmarks(rec, recon.model).tolist()
         row["pose_deg"][name] = benchmark_pose_deg(rec.params.rotation.detach().cpu())[0].tolist()
     return row
 
@@ -190,7 +168,7 @@ def evaluate_aflw2000(
     from tqdm import tqdm
 
     from engine.detect import create_detector
-    from engine.evaluation.synthetic import machine_info
+    from engine.evaluation.common import machine_info, method_reconstructors
 
     started = time.perf_counter()
     faces = find_faces(folder, gt_dir, points)
@@ -200,7 +178,7 @@ def evaluate_aflw2000(
             "them, or 3DDFA's filelist.txt + .npy arrays; see --aflw-gt)"
         )
     det = detector if hasattr(detector, "detect") else create_detector(detector)
-    recons, skipped = _reconstructors(methods or ["fit", "cest"], weights or {}, device, det)
+    recons, skipped = method_reconstructors(methods or ["fit", "cest"], weights or {}, device, det)
     rows = [
         _one_face(f, det, recons) for f in tqdm(faces, desc="AFLW2000-3D", unit="face", disable=not progress)
     ]

@@ -63,18 +63,24 @@ def _detector(args):
     return MediaPipeDetector(refiner=args.refiner)
 
 
+def _report(results: dict, text: str, out: Path, stem: str, summary_keys: tuple[str, ...]) -> int:
+    """OUT/STEM.json (everything) and OUT/STEM.md, the Markdown printed, then one JSON line last."""
+    (out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+    print(json.dumps({k: results[k] for k in summary_keys}))
+    return 0
+
+
 def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
     from engine.evaluation.same_person import evaluate_same_person, same_person_markdown
 
     results = evaluate_same_person(
         args.same_person, methods, weights, args.device, progress=progress, pattern=args.people
     )
-    (out / "same_person.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = same_person_markdown(results)
-    (out / "same_person.md").write_text(text)
-    print(text)
-    print(json.dumps({k: results[k] for k in ("benchmark", "people", "methods")}))
-    return 0
+    return _report(
+        results, same_person_markdown(results), out, "same_person", ("benchmark", "people", "methods")
+    )
 
 
 def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
@@ -90,16 +96,8 @@ def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
         args.device,
         progress,
     )
-    (out / "aflw2000.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = aflw2000_markdown(results)
-    (out / "aflw2000.md").write_text(text)
-    print(text)
-    print(
-        json.dumps(
-            {k: results[k] for k in ("benchmark", "faces", "detected", "nme_box_percent", "pose_mae_deg")}
-        )
-    )
-    return 0
+    keys = ("benchmark", "faces", "detected", "nme_box_percent", "pose_mae_deg")
+    return _report(results, aflw2000_markdown(results), out, "aflw2000", keys)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,21 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate_landmarks(
             args.landmarks, methods, weights, not args.pts_zero_based, _detector(args), args.device, progress
         )
-        (out / "landmarks_nme.json").write_text(json.dumps(results, indent=1) + "\n")
-        text = landmarks_markdown(results)
-        (out / "landmarks_nme.md").write_text(text)
-        print(text)
-        print(
-            json.dumps(
-                {
-                    "benchmark": "landmarks",
-                    "faces": results["faces"],
-                    "detected": results["detected"],
-                    "figures_300w": results["figures_300w"],
-                }
-            )
-        )
-        return 0
+        keys = ("benchmark", "faces", "detected", "figures_300w")
+        return _report(results, landmarks_markdown(results), out, "landmarks_nme", keys)
     if args.synthetic <= 0:
         print("error: --synthetic needs N > 0", file=sys.stderr)
         return 2

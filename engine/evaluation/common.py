@@ -26,12 +26,43 @@ def default_weights(method: str) -> Path:
     return resources_root() / DEFAULT_WEIGHTS[method]
 
 
+def method_reconstructors(
+    methods: list[str], weights: dict | None, device: str, detector
+) -> tuple[dict, dict]:
+    """A Reconstructor per method ("fit", "cest", "cest-unconditional"), scoring the networks
+    themselves (no display detail); methods without weights go to ``skipped`` with the reason."""
+    from engine.reconstruct.reconstructor import Reconstructor
+
+    recons, skipped = {}, {}
+    for name in methods:
+        if name == "fit":
+            recons[name] = Reconstructor(method="fit", device=device, detector=detector)
+            continue
+        path = Path((weights or {}).get(name) or default_weights(name))
+        if not path.is_file():
+            skipped[name] = f"no weights at {path}"
+            continue
+        recons[name] = Reconstructor(
+            method="cest", weights=path, device=device, detector=detector, detail=False
+        )
+    return recons, skipped
+
+
 # ------------------------------------------------------------------------------------ scoring
 
 
 def predicted_landmarks(params: FaceParams, model: FaceModel, size: int) -> torch.Tensor:
     _, _, ndc = params.geometry(model)
     return ndc_to_pixels(model.landmark_vertices(ndc)[..., :2], size)
+
+
+def image_landmarks(rec, model: FaceModel) -> np.ndarray:
+    """(68, 2) model landmarks of a Reconstruction, reprojected into its image's pixels."""
+    from engine.crop import crop_to_image
+    from engine.reconstruct.reconstructor import CROP_SIZE
+
+    crop_pts = predicted_landmarks(rec.params, model, CROP_SIZE)[0].numpy()
+    return crop_to_image(crop_pts, rec.crop_box, CROP_SIZE)
 
 
 def uv_chart_mask(model: FaceModel, size: int) -> torch.Tensor:

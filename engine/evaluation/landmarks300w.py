@@ -37,12 +37,10 @@ def evaluate_landmarks(
     progress: bool = True,
 ) -> dict:
     """68-point NME of the detector (and the methods' reprojected landmarks) on annotated photos."""
-    from engine.crop import crop_to_image
     from engine.detect import create_detector
-    from engine.evaluation.synthetic import default_weights, machine_info, predicted_landmarks, summarise
+    from engine.evaluation.common import image_landmarks, machine_info, method_reconstructors, summarise
     from engine.io.annotations import find_annotated_images
     from engine.io.image import load_image
-    from engine.reconstruct.reconstructor import CROP_SIZE, Reconstructor
 
     started = time.perf_counter()
     faces = [f for f in find_annotated_images(folder, one_based) if len(f.points) == 68]
@@ -52,18 +50,7 @@ def evaluate_landmarks(
         )
     det = detector if hasattr(detector, "detect") else create_detector(detector)
     methods = [m for m in (methods or ["fit", "cest"]) if m in ("fit", "cest", "cest-unconditional")]
-    recons, skipped = {}, {}
-    for name in methods:
-        if name == "fit":
-            recons[name] = Reconstructor(method="fit", device=device, detector=det)
-            continue
-        path = Path((weights or {}).get(name) or default_weights(name))
-        if not path.is_file():
-            skipped[name] = f"no weights at {path}"
-            continue
-        recons[name] = Reconstructor(
-            method="cest", weights=path, device=device, detector=det, detail=False
-        )  # the networks themselves, not the display texture
+    recons, skipped = method_reconstructors(methods, weights, device, det)
     rows = []
     for ann in tqdm(faces, desc="annotated faces", unit="face", disable=not progress):
         truth = np.asarray(ann.points, np.float64)
@@ -87,9 +74,7 @@ def evaluate_landmarks(
         row["nme_inner51"] = {}
         predictions = {"detector": face.landmarks.astype(np.float64)}
         for name, recon in recons.items():
-            rec = recon.reconstruct_face(image, face)
-            crop_pts = predicted_landmarks(rec.params, recon.model, CROP_SIZE)[0].numpy()
-            predictions[name] = crop_to_image(crop_pts, rec.crop_box, CROP_SIZE)
+            predictions[name] = image_landmarks(recon.reconstruct_face(image, face), recon.model)
         for name, pts in predictions.items():
             errors = point_errors(pts, truth)
             row["nme"][name], row["nme_inner51"][name] = float(errors.mean()), float(errors[INNER].mean())

@@ -62,15 +62,14 @@ def evaluate_same_person(
 ) -> dict:
     from tqdm import tqdm
 
-    from engine.evaluation.aflw2000 import _reconstructors
-    from engine.evaluation.synthetic import machine_info, uv_chart_mask
+    from engine.evaluation.common import machine_info, method_reconstructors, uv_chart_mask
     from engine.io.formats import IMAGE_SUFFIXES
 
     started = time.perf_counter()
     folders = person_folders(root, pattern=pattern)
     if len(folders) < 2:
         raise FileNotFoundError(f"{root}: needs two or more person folders with two or more photos each")
-    recons, skipped = _reconstructors(methods or ["fit", "cest"], weights or {}, device, "auto")
+    recons, skipped = method_reconstructors(methods or ["fit", "cest"], weights or {}, device, "auto")
     results = {}
     for name, recon in recons.items():
         chart = uv_chart_mask(recon.model, 64).cpu()[0]

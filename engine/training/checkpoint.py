@@ -13,15 +13,7 @@ import torch
 
 from engine.io.atomic import atomic_path
 from engine.model.chain import CestConfig, CestModel, config_mismatch
-from engine.training.config import (  # noqa: F401 - re-exported: the config lives in engine.training.config
-    LogConfig,
-    OptimConfig,
-    TrainConfig,
-    TrainingError,
-    load_config,
-    merge_dicts,
-    parse_overrides,
-)
+from engine.training.config import TrainConfig, TrainingError
 
 CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.safetensors"

@@ -11,7 +11,6 @@ import importlib.util
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("QT_API", "pyside6")
@@ -89,16 +88,3 @@ def open_and_wait(qtbot, win, path, timeout: int = 120_000):
         win.open_path(str(path))
     qtbot.waitUntil(win.preview_settled, timeout=timeout)
     return face.args[0]
-
-
-def make_video(path: Path, frames: int = 6, size: int = 288) -> Path:
-    """A short clip panning over the sample face (H.264 MP4)."""
-    from engine.io.image import load_image
-    from engine.io.video import VideoWriter
-
-    image = load_image(SAMPLE)
-    with VideoWriter(path, 10) as writer:
-        for i in range(frames):
-            x0, y0 = 60 + 6 * i, 10 + 3 * i
-            writer.write(np.ascontiguousarray(image[y0 : y0 + size, x0 : x0 + size]))
-    return path

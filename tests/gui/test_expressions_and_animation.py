@@ -9,7 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.gui.conftest import SAMPLE, make_video, open_and_wait, save_shot, wait_viewport
+from tests.conftest import make_video
+from tests.gui.conftest import SAMPLE, open_and_wait, save_shot, wait_viewport
 
 pytestmark = pytest.mark.gui
 

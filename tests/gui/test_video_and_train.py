@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gui.conftest import ARTIFACTS, ROOT, SAMPLE, make_video, open_and_wait, save_shot, wait_viewport
+from tests.conftest import make_video
+from tests.gui.conftest import ARTIFACTS, ROOT, SAMPLE, open_and_wait, save_shot, wait_viewport
 
 pytestmark = pytest.mark.gui
 

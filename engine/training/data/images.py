@@ -19,7 +19,7 @@ from engine.errors import ImageReadError
 from engine.io.atomic import atomic_path
 from engine.io.formats import IMAGE_SUFFIXES
 from engine.io.image import load_image
-from engine.training.data.video import CROP_OVERSAMPLE, VideoConfig, VideoTrack, cache_dir
+from engine.training.data.video import CROP_OVERSAMPLE, VideoConfig, VideoTrack, cache_dir, track_clip
 
 
 def image_files(folder: str | Path) -> list[Path]:
@@ -87,12 +87,7 @@ class ImageStills(torch.utils.data.Dataset):
 
     def sample(self, index: int, rng=None) -> dict:
         t, i = self.items[index]
-        track = self.tracks[t]
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(track.crops[i : i + 1])).permute(0, 3, 1, 2),
-            "landmarks": torch.from_numpy(track.landmarks[i : i + 1]),
-            "source": track.source,
-        }
+        return track_clip(self.tracks[t], slice(i, i + 1))
 
 
 class PersonClips(torch.utils.data.Dataset):
@@ -113,9 +108,4 @@ class PersonClips(torch.utils.data.Dataset):
 
     def sample(self, index: int, rng: np.random.Generator) -> dict:
         track = self.tracks[index]
-        pick = rng.choice(len(track), self.frames, replace=len(track) < self.frames)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(track.crops[pick])).permute(0, 3, 1, 2),
-            "landmarks": torch.from_numpy(track.landmarks[pick]),
-            "source": track.source,
-        }
+        return track_clip(track, rng.choice(len(track), self.frames, replace=len(track) < self.frames))

@@ -153,6 +153,15 @@ def load_videos(
     return tracks
 
 
+def track_clip(track: VideoTrack, frames) -> dict:
+    """A training clip of some frames of a track: image (K, 3, S, S) uint8, landmarks (K, 68, 2), source."""
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(track.crops[frames])).permute(0, 3, 1, 2),
+        "landmarks": torch.from_numpy(track.landmarks[frames]),
+        "source": track.source,
+    }
+
+
 class VideoClips(torch.utils.data.Dataset):
     """Clips of ``frames`` frames of one segment, picked ``1..max_gap`` frames apart."""
 
@@ -180,8 +189,4 @@ class VideoClips(torch.utils.data.Dataset):
         gaps = rng.integers(1, self.max_gap + 1, self.frames - 1)
         frames = np.minimum(start + np.concatenate([[0], np.cumsum(gaps)]), end - 1)
         frames = np.maximum(frames - max(0, frames[-1] - (end - 1)), start)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(track.crops[frames])).permute(0, 3, 1, 2),
-            "landmarks": torch.from_numpy(track.landmarks[frames]),
-            "source": track.source,
-        }
+        return track_clip(track, frames)

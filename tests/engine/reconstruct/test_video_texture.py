@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SAMPLE
-
-
-def _clip(path: Path, frames: int = 4, size: int = 288) -> Path:
-    from engine.io.image import load_image
-    from engine.io.video import VideoWriter
-
-    image = load_image(SAMPLE)
-    with VideoWriter(path, 10) as writer:
-        for i in range(frames):
-            x0, y0 = 60 + 6 * i, 10 + 3 * i
-            writer.write(np.ascontiguousarray(image[y0 : y0 + size, x0 : x0 + size]))
-    return path
+from tests.conftest import SAMPLE, make_video
 
 
 def _holes(texture: np.ndarray, model) -> int:
@@ -43,7 +29,9 @@ def test_no_unfilled_texels_inside_the_uv_chart_of_a_video_texture(tmp_path, met
     if method == "cest" and default_weights() is None:
         pytest.skip("no shipped CEST weights")
     recon = Reconstructor(method=method)
-    summary = reconstruct_video(recon, _clip(tmp_path / "clip.mp4"), tmp_path / "out", stop=lambda: False)
+    summary = reconstruct_video(
+        recon, make_video(tmp_path / "clip.mp4"), tmp_path / "out", stop=lambda: False
+    )
     assert summary["faces"] >= 3
     texture = load_image(tmp_path / "out" / "face_albedo.png")
     assert _holes(texture, recon.model) == 0
