@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cest_studio import file_dialogs
 from cest_studio.tasks import ModelSpec
 from cest_studio.train_setup import (
     default_recipe,
@@ -247,13 +248,7 @@ class TrainTab(QWidget):
         return [self.videos.item(i).text() for i in range(self.videos.count())]
 
     def _add_videos(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Videos to train on",
-            str(Path.home()),
-            "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)",
-        )
-        for f in files:
+        for f in file_dialogs.open_training_videos(self, str(Path.home())):
             self.videos.addItem(f)
 
     def _add_folder(self) -> None:
