@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine.crop import CropSmoother, crop_params_from_landmarks
 from engine.detect import NoFaceError
 from engine.io import mesh as export
 from engine.io.atomic import atomic_path
@@ -30,6 +29,7 @@ from engine.params import FaceParams
 from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
 from engine.reconstruct.shots import IDENTITY_JUMP_CM, MIN_TRACK_FRAMES, CutDetector, shape_distance
 from engine.reconstruct.views import params_record
+from engine.tracking import CropTracker, TrackedFace
 
 log = logging.getLogger("cest")
 POSE_SMOOTHING = 0.5  # weight of the previous frame's viewpoint
@@ -40,14 +40,14 @@ UNSEEN_PRIOR = 0.05
 
 @dataclass
 class Track:
-    """Running consensus of one person's shape and reflectance, and the smoothed viewpoint."""
+    """Running consensus of one person's shape and reflectance, and the smoothed viewpoint (the
+    crop box is followed by engine.tracking.CropTracker)."""
 
     identity_sum: torch.Tensor | None = None
     albedo_sum: torch.Tensor | None = None
     weight_sum: float = 0.0
     albedo_weight: torch.Tensor | None = None
     previous: FaceParams | None = None
-    smoother: CropSmoother = field(default_factory=CropSmoother)
     number: int = 0  # 0 for the first person tracked, 1 for the next...
 
     def reset(self) -> None:
@@ -127,7 +127,7 @@ def reconstruct_video(
 def _reconstruct_into(
     reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop, animation: bool = False
 ) -> dict:
-    track, cuts, last, main = Track(), CutDetector(), None, MainShape()
+    track, tracker, last, main = Track(), CropTracker(cuts=CutDetector()), None, MainShape()
     stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
     problems: list[str] = []
     started = time.perf_counter()
@@ -146,7 +146,7 @@ def _reconstruct_into(
                     if stop is not None and stop():
                         stats["interrupted"] = True
                         break
-                    recon = _frame(reconstructor, track, cuts, frame, seconds)
+                    recon = _frame(reconstructor, track, tracker, frame, seconds)
                     last = recon or last
                     if recon is not None:
                         main.add(track.number, recon.params)
@@ -227,26 +227,23 @@ def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
 
 
 def _frame(
-    reconstructor: Reconstructor, track: Track, cuts: CutDetector, frame: np.ndarray, seconds: float
+    reconstructor: Reconstructor, track: Track, tracker: CropTracker, frame: np.ndarray, seconds: float
 ) -> Reconstruction | None:
-    faces = reconstructor.detector.detect(frame)
-    cut = cuts(frame)
-    if not faces:
-        track.reset()
+    tracked = tracker.step(frame, reconstructor.detector.detect(frame), seconds)
+    if tracked is None or tracked.new_track:
+        track.reset()  # no face, or another shot: maybe another person
+    if tracked is None:
         return None
-    if cut:
-        track.reset()  # another shot: maybe another person
-    recon = _estimate(reconstructor, track, frame, faces[0], seconds)
+    recon = _estimate(reconstructor, frame, tracked)
     if track.someone_else(reconstructor.model, recon.params):
         track.reset()  # the shape is another person's: start their own means (and crop smoothing)
-        recon = _estimate(reconstructor, track, frame, faces[0], seconds)
+        recon = _estimate(reconstructor, frame, tracker.restart(tracked, seconds))
     recon.params = track.update(recon.params, recon.extras.get("visibility"))
     return recon
 
 
-def _estimate(reconstructor: Reconstructor, track: Track, frame: np.ndarray, face, seconds: float):
-    box = track.smoother.update(crop_params_from_landmarks(face.landmarks), seconds)
-    return reconstructor.reconstruct_face(frame, face, crop_box=box)
+def _estimate(reconstructor: Reconstructor, frame: np.ndarray, tracked: TrackedFace):
+    return reconstructor.reconstruct_face(frame, tracked.face, crop_box=tracked.box)
 
 
 def _frame_record(
