@@ -97,11 +97,14 @@ def reconstruct_video(
     progress=None,
     stop=None,
     animation: bool = False,
+    on_frame=None,
 ) -> dict:
     """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the last person),
     summary.json, with ``meshes`` one PLY per frame and with ``animation`` animation.glb and
     blendshapes.csv (engine/reconstruct/animation.py). ``progress(done, total)`` and ``stop()`` let
-    a caller (the app) follow and cancel. Returns a summary dict (``folder``: where it was written).
+    a caller (the app) follow and cancel; ``on_frame(index, recon)`` gets each frame's final
+    Reconstruction (None without a face) before its progress call. Returns a summary dict
+    (``folder``: where it was written).
 
     Everything is written into a hidden folder beside ``out_dir`` and moved in when complete, so a
     previous result stays whole until the new one is; an interrupted re-run keeps its frames in
@@ -111,7 +114,9 @@ def reconstruct_video(
     remove_stale_stages(out_dir)  # hidden folders of runs killed outright
     stage = new_stage(out_dir)
     try:
-        stats = _reconstruct_into(reconstructor, path, info, stage, meshes, progress, stop, animation)
+        stats = _reconstruct_into(
+            reconstructor, path, info, stage, meshes, progress, stop, animation, on_frame
+        )
     except OSError as err:
         discard(stage)
         raise target_error(err, stage, out_dir) from err
@@ -125,7 +130,15 @@ def reconstruct_video(
 
 
 def _reconstruct_into(
-    reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop, animation: bool = False
+    reconstructor,
+    path: Path,
+    info,
+    folder: Path,
+    meshes: bool,
+    progress,
+    stop,
+    animation: bool = False,
+    on_frame=None,
 ) -> dict:
     track, tracker, last, main = Track(), CropTracker(cuts=CutDetector()), None, MainShape()
     stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
@@ -160,6 +173,8 @@ def _reconstruct_into(
                             reconstructor.mesh(recon.params), folder / "meshes" / f"frame_{index:06d}.ply"
                         )
                     bar.update()
+                    if on_frame is not None:
+                        on_frame(index, recon)
                     if progress is not None:
                         progress(index + 1, info.frames)
             except KeyboardInterrupt:
