@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,7 +22,8 @@ class RunLogger:
     def __init__(self, out: Path, cfg: TrainConfig, main: bool, start: int, callback):
         self.out, self.cfg, self.main, self.callback = out, cfg, main, callback
         self.start_step, self.start_time = start, time.time()
-        self.bar = self.writer = None
+        self.bar: Any = None  # tqdm, on rank 0 with log.progress_bar
+        self.writer: Any = None  # TensorBoard's SummaryWriter, on rank 0
         self.latest: dict[str, float] = {}
         self.last_step = start
         if not main:
