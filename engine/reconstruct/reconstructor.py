@@ -52,9 +52,27 @@ class Reconstruction:
     method: str
     source: str = ""
     extras: dict = field(default_factory=dict)
+    # the vertices of ``params``, decoded once for every output (Reconstructor.face_geometry)
+    geometry: FaceGeometry | None = field(default=None, repr=False, compare=False)
 
     def crop_tensor(self) -> torch.Tensor:
         return image_tensor(self.crop)
+
+
+@dataclass
+class FaceGeometry:
+    """A face's vertices decoded from its parameters once (DECA's "decode once"), then passed to
+    every output: the mesh files, the renders and maps, a video's side-by-side frame.
+
+    Each (B, V, 3), on the reconstructor's device: model space in cm (expression included), camera
+    space, and crop NDC (the projection).
+    """
+
+    params: FaceParams  # what they were decoded from
+    face_model: FaceModel
+    model: torch.Tensor
+    camera: torch.Tensor
+    ndc: torch.Tensor
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
@@ -177,15 +195,41 @@ class Reconstructor:
 
     # ------------------------------------------------------------------ outputs
 
-    def render(self, params: FaceParams, size: int, background: torch.Tensor | None = None) -> RenderOutput:
-        params = params.to(self.device)
-        _, cam, ndc = params.geometry(self.model)
-        return self.renderer.render(cam, ndc, params.albedo, params.light, size, background)
+    def geometry(self, params: FaceParams) -> FaceGeometry:
+        """Decode ``params``' vertices (model space, camera space, NDC) on this device."""
+        verts, cam, ndc = params.to(self.device).geometry(self.model)
+        return FaceGeometry(params, self.model, verts, cam, ndc)
 
-    def mesh(self, params: FaceParams, index: int = 0) -> MeshData:
-        """The face as a textured mesh in model space (cm), expression included."""
+    def face_geometry(self, recon: Reconstruction) -> FaceGeometry:
+        """``recon``'s geometry, decoded at its first use and kept on it until its params are replaced
+        (a video frame's are, by the track's consensus): one decoding for all of its outputs."""
+        cached = recon.geometry
+        if cached is None or cached.params is not recon.params or cached.face_model is not self.model:
+            recon.geometry = cached = self.geometry(recon.params)
+        return cached
+
+    def render(
+        self,
+        params: FaceParams,
+        size: int,
+        background: torch.Tensor | None = None,
+        geometry: FaceGeometry | None = None,
+    ) -> RenderOutput:
+        """Render ``params`` (with ``geometry``, its vertices decoded already)."""
+        params = params.to(self.device)
+        geometry = geometry or self.geometry(params)
+        return self.renderer.render(
+            geometry.camera, geometry.ndc, params.albedo, params.light, size, background
+        )
+
+    def mesh(self, params: FaceParams, index: int = 0, geometry: FaceGeometry | None = None) -> MeshData:
+        """The face as a textured mesh in model space (cm), expression included (with ``geometry``,
+        the vertices decoded already)."""
         one = params.select(index)
-        verts = self.model.vertices(one.identity.to(self.device), one.expression.to(self.device))
+        if geometry is not None:
+            verts = geometry.model[index : index + 1]
+        else:
+            verts = self.model.vertices(one.identity.to(self.device), one.expression.to(self.device))
         return MeshData(
             vertices=verts[0].cpu().numpy(),
             faces=self.model.faces.cpu().numpy(),

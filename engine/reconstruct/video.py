@@ -169,9 +169,8 @@ def _reconstruct_into(
                     lines.write(to_json(_frame_record(recon, index, path, seconds, track.number)) + "\n")
                     writer.write(_side_by_side(reconstructor, recon, frame))
                     if meshes and recon is not None:
-                        export.write_ply(
-                            reconstructor.mesh(recon.params), folder / "meshes" / f"frame_{index:06d}.ply"
-                        )
+                        mesh = reconstructor.mesh(recon.params, geometry=reconstructor.face_geometry(recon))
+                        export.write_ply(mesh, folder / "meshes" / f"frame_{index:06d}.ply")
                     bar.update()
                     if on_frame is not None:
                         on_frame(index, recon)
@@ -188,7 +187,9 @@ def _reconstruct_into(
             f"(a face smaller than about 1/20 of the frame may be too small to find)"
         )
     if last is not None:
-        export.write_obj(reconstructor.mesh(last.params), folder / "face.obj")
+        export.write_obj(
+            reconstructor.mesh(last.params, geometry=reconstructor.face_geometry(last)), folder / "face.obj"
+        )
     if animation and last is not None:
         write_clip_animation(reconstructor, folder, info, main.params)
     stats["seconds"] = round(time.perf_counter() - started, 2)
@@ -288,7 +289,8 @@ def _side_by_side(
         small = _fit_square(frame, CROP_SIZE)
         return np.concatenate([small, np.zeros_like(small)], axis=1)
     crop = recon.crop_tensor().to(reconstructor.device)
-    rendered = reconstructor.render(recon.params, CROP_SIZE, background=crop)
+    geometry = reconstructor.face_geometry(recon)  # decoded once for the frame's outputs
+    rendered = reconstructor.render(recon.params, CROP_SIZE, background=crop, geometry=geometry)
     return np.concatenate([recon.crop, to_uint8(rendered.image)], axis=1)
 
 
