@@ -10,6 +10,7 @@ import torch
 from engine.resources import resource_path
 
 DEFAULT_PATH = "facemodel/facemodel.npz"
+DENSE_NAME = "dense_landmarks.npz"  # beside the model: the 468 Face Mesh points on its surface
 
 
 class FaceModel:
@@ -32,6 +33,9 @@ class FaceModel:
         self.landmarks_ict = as_long("landmarks_ict" if "landmarks_ict" in arrays else "landmarks")
         self.symmetry = as_long("symmetry")
         self.expression_names = [str(n) for n in arrays["expression_names"]]
+        self.dense_triangles = as_long("dense_triangles") if "dense_triangles" in arrays else None
+        self.dense_barycentric = as_float("dense_barycentric") if "dense_triangles" in arrays else None
+        self.dense_weights = as_float("dense_weights") if "dense_triangles" in arrays else None
         self._arrays = arrays
         self._flat_id = self.identity_basis.reshape(self.n_identity, -1)
         self._flat_exp = self.expression_basis.reshape(self.n_expression, -1)
@@ -41,6 +45,10 @@ class FaceModel:
         path = Path(path) if path else resource_path(DEFAULT_PATH)
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
+        dense = path.with_name(DENSE_NAME)  # scripts/register_face_mesh.py
+        if "dense_triangles" not in arrays and dense.is_file():
+            with np.load(dense, allow_pickle=False) as data:
+                arrays.update({f"dense_{key}": data[key] for key in ("triangles", "barycentric", "weights")})
         return cls(arrays, device)
 
     def to(self, device: torch.device | str) -> FaceModel:
@@ -70,6 +78,15 @@ class FaceModel:
     def landmark_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B, V, 3) -> (B, 68, 3)."""
         return vertices[:, self.landmarks]
+
+    @property
+    def has_dense(self) -> bool:
+        return self.dense_triangles is not None
+
+    def dense_points(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, V, 3) -> (B, 468, 3): the Face Mesh points on the surface (barycentric)."""
+        assert self.dense_triangles is not None and self.dense_barycentric is not None
+        return torch.einsum("bnjc,nj->bnc", vertices[:, self.dense_triangles], self.dense_barycentric)
 
     def mirror(self, vertices: torch.Tensor) -> torch.Tensor:
         """The mirror image of a shape (x -> -x, then each vertex takes its twin's place)."""

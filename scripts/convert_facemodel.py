@@ -138,6 +138,110 @@ def triangulate_in_uv(uv_kept: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return tris
 
 
+EYE_UV_BOX = (0.01, 0.01, 0.21, 0.06)  # u0, v0, u1, v1 of the left eye's cap: free chart space below the jaw
+EYE_BULGE = 0.15  # cm the cap's centre sits in front of the lids' surface (the eyeball is convex)
+EYE_SPACING = 0.22  # cm between the cap's interior vertices
+
+
+def boundary_loops(tris: np.ndarray) -> list[np.ndarray]:
+    """The mesh's boundary as closed vertex loops."""
+    edges = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    keys, counts = np.unique(np.sort(edges, axis=1), axis=0, return_counts=True)
+    border = {tuple(e) for e in keys[counts == 1]}
+    following = {int(a): int(b) for a, b in edges if (min(a, b), max(a, b)) in border}
+    loops, seen = [], set()
+    for start in following:
+        if start in seen:
+            continue
+        loop = [start]
+        while following[loop[-1]] != start:
+            loop.append(following[loop[-1]])
+        seen.update(loop)
+        loops.append(np.array(loop))
+    return loops
+
+
+def eye_loops(tris: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The left (x < 0) and right eye holes' boundary loops: the two highest inner holes."""
+    inner = sorted(boundary_loops(tris), key=len)[:-1]  # the longest loop is the outer border
+    eyes = sorted(inner, key=lambda loop: -mean[loop, 1].mean())[:2]
+    left, right = sorted(eyes, key=lambda loop: mean[loop, 0].mean())
+    return left, right
+
+
+def _cap_layout(outline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interior points and triangles of a closed 2D outline (frontal x, y): a grid, then Delaunay."""
+    lo, hi = outline.min(0), outline.max(0)
+    grid = np.stack(np.meshgrid(*(np.arange(a, b, EYE_SPACING) for a, b in zip(lo, hi))), -1).reshape(-1, 2)
+    contour = outline.astype(np.float32).reshape(-1, 1, 2)
+    inside = [cv2.pointPolygonTest(contour, tuple(map(float, p)), True) > EYE_SPACING * 0.4 for p in grid]
+    interior = grid[np.array(inside, bool)] if len(grid) else grid
+    points = np.concatenate([outline, interior])
+    tris = Delaunay(points).simplices
+    centres = points[tris].mean(1)
+    keep = [cv2.pointPolygonTest(contour, tuple(map(float, c)), False) > 0 for c in centres]
+    return interior, tris[np.array(keep, bool)]
+
+
+def eye_cap(loop: np.ndarray, mean: np.ndarray, bases: np.ndarray, uv_box) -> dict:
+    """A closed eye surface over one eye hole, as new vertices: copies of the lid vertices (own UVs)
+    and interior ones that are fixed blends of the lids (so blinks and shapes move them), bulged
+    forward a little. Its UVs fill ``uv_box``, free space of the chart."""
+    outline = mean[loop, :2]
+    interior, tris = _cap_layout(outline)
+    dist = np.linalg.norm(interior[:, None] - outline[None], axis=-1)
+    blend = 1 / np.maximum(dist, 1e-3) ** 2
+    blend /= blend.sum(1, keepdims=True)  # (I, L): Shepard weights of the lid vertices
+    depth = dist.min(1) / max(dist.min(1).max(), 1e-6)
+    cap_mean = np.concatenate([mean[loop], blend @ mean[loop]])
+    cap_mean[len(loop) :, 2] += EYE_BULGE * np.sqrt(depth)
+    cap_bases = np.concatenate([bases[:, loop], np.einsum("il,klc->kic", blend, bases[:, loop])], 1)
+    flat = np.concatenate([outline, interior])
+    u0, v0, u1, v1 = uv_box
+    lo, hi = flat.min(0), flat.max(0)
+    uv = np.array([u0, v0]) + (flat - lo) / (hi - lo) * np.array([u1 - u0, v1 - v0])
+    a, b, c = (uv[tris[:, i]] for i in range(3))
+    cross = (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
+    tris[cross < 0] = tris[cross < 0][:, [0, 2, 1]]  # counter-clockwise in UV, like the face
+    return {"mean": cap_mean, "bases": cap_bases, "uv": uv, "tris": tris, "lids": loop, "blend": blend}
+
+
+def mirror_cap(cap: dict, twin: np.ndarray, mean: np.ndarray, bases: np.ndarray) -> dict:
+    """The other eye's cap: the same layout on the mirror-twin lid vertices, u mirrored."""
+    loop = twin[cap["lids"]]
+    blend = cap["blend"]
+    n = len(loop)
+    cap_mean = np.concatenate([mean[loop], blend @ mean[loop]])
+    cap_mean[n:, 2] = cap["mean"][n:, 2] - (blend @ mean[cap["lids"]])[:, 2] + cap_mean[n:, 2]
+    cap_bases = np.concatenate([bases[:, loop], np.einsum("il,klc->kic", blend, bases[:, loop])], 1)
+    uv = cap["uv"] * np.array([-1.0, 1.0]) + np.array([1.0, 0.0])
+    return {"mean": cap_mean, "bases": cap_bases, "uv": uv, "tris": cap["tris"][:, [0, 2, 1]], "lids": loop}
+
+
+def add_eye_caps(model: dict, n_identity: int) -> dict:
+    """Close the two eye holes with eye surfaces (new vertices appended; nothing else changes)."""
+    mean = model["mean"].astype(np.float64)
+    bases = np.concatenate([model["identity_basis"], model["expression_basis"]]).astype(np.float64)
+    sym = model["symmetry"]
+    left_loop, _ = eye_loops(model["faces"], mean)
+    left = eye_cap(left_loop, mean, bases, EYE_UV_BOX)
+    right = mirror_cap(left, sym, mean, bases)
+    n, k = len(mean), len(left["mean"])
+    new_bases = np.concatenate([bases, left["bases"], right["bases"]], 1)
+    out = dict(model)
+    out["mean"] = np.concatenate([mean, left["mean"], right["mean"]]).astype(np.float32)
+    out["identity_basis"] = new_bases[:n_identity].astype(np.float16)
+    out["expression_basis"] = new_bases[n_identity:].astype(np.float16)
+    out["uvs"] = np.concatenate([model["uvs"], left["uv"], right["uv"]]).astype(np.float32)
+    out["faces"] = np.concatenate([model["faces"], left["tris"] + n, right["tris"] + n + k]).astype(np.int32)
+    out["symmetry"] = np.concatenate([sym, np.arange(k) + n + k, np.arange(k) + n]).astype(np.int32)
+    source = model["source_index"]
+    lids = lambda cap: np.concatenate([source[cap["lids"]], -np.ones(k - len(cap["lids"]), int)])  # noqa: E731
+    out["source_index"] = np.concatenate([source, lids(left), lids(right)]).astype(np.int32)
+    out["eye_cap_vertices"] = np.arange(n, n + 2 * k, dtype=np.int32)
+    return out
+
+
 CALIBRATED = Path(__file__).resolve().parent.parent / "resources/facemodel/landmarks_calibrated.json"
 
 
@@ -198,6 +302,7 @@ def convert(src: Path, out: Path, target: int = TARGET_VERTS, calibrated: Path |
             "(re-run scripts/calibrate_landmarks.py on this model)"
         )
     assert (model["landmarks_ict"] >= 0).all() and (model["symmetry"] >= 0).all()
+    model = add_eye_caps(model, N_IDENTITY)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "facemodel.npz", **model)
     shutil.copy(src / "LICENSE", out / "LICENSE-ICT-FaceKit.txt")

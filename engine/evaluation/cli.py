@@ -78,9 +78,26 @@ def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
     results = evaluate_same_person(
         args.same_person, methods, weights, args.device, progress=progress, pattern=args.people
     )
+    if args.plots:
+        from engine.io.formats import IMAGE_SUFFIXES
+
+        folders = sorted(p for p in Path(args.same_person).glob(args.people) if p.is_dir())
+        firsts = [
+            next(iter(sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)), None)
+            for d in folders
+        ]
+        _contact_sheet(args, methods, weights, [p for p in firsts if p], out / "same_person_faces.png")
     return _report(
         results, same_person_markdown(results), out, "same_person", ("benchmark", "people", "methods")
     )
+
+
+def _contact_sheet(args, methods, weights, paths: list[Path], png: Path) -> None:
+    from engine.evaluation.contact_sheet import sheet_for_images
+
+    methods = [m for m in (methods or ["fit", "cest", "cest-unconditional"]) if m != "mean"]
+    if sheet_for_images(paths, methods, weights, args.device, _detector(args), png, args.examples):
+        log.info("wrote %s", png)
 
 
 def _run_aflw2000(args, methods, weights, progress: bool, out: Path) -> int:
@@ -152,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="ablation weights (default resources/" + DEFAULT_WEIGHTS["cest-unconditional"] + ")",
     )
     p.add_argument(
-        "--plots", action="store_true", help="error per yaw / light direction plots and example renders"
+        "--plots",
+        action="store_true",
+        help="error per yaw / light direction plots and example renders; with --landmarks or --same-person a contact sheet of the faces",
     )
     p.add_argument("--examples", type=int, default=6, help="faces in the side-by-side picture (with --plots)")
     p.add_argument("--image-size", type=int, default=128, help="synthetic image size (the training size)")
@@ -195,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             args.landmarks, methods, weights, not args.pts_zero_based, _detector(args), args.device, progress
         )
         keys = ("benchmark", "faces", "detected", "figures_300w")
+        if args.plots:
+            found = [Path(r["image"]) for r in results["per_image"] if r["detected"]]
+            _contact_sheet(args, methods, weights, found, out / "landmarks_faces.png")
         return _report(results, landmarks_markdown(results), out, "landmarks_nme", keys)
     if args.synthetic <= 0:
         print("error: --synthetic needs N > 0", file=sys.stderr)

@@ -24,7 +24,7 @@ from engine.camera import project, to_camera
 from engine.config_check import config_problem
 from engine.errors import WeightsError
 from engine.facemodel import FaceModel
-from engine.model.fit import LandmarkFit, fit_landmarks
+from engine.model.fit import LandmarkFit, fit_landmarks, split_points
 from engine.model.networks import IlluminationNet, ReflectanceNet, ShapeNet, ViewpointNet
 from engine.params import FaceParams
 from engine.render.uv import unwrap_texture
@@ -54,6 +54,9 @@ class CestConfig:
     # points; f_v and f_s then estimate corrections to it. The fit is one more factor the chain
     # conditions on; the unconditioned ablation gets it too.
     fit_prior: bool = False
+    # The fit also uses the 468 Face Mesh points (placed on the model by scripts/register_face_mesh.py)
+    # when the landmarks carry them (B, 68 + 468, 2).
+    dense_fit: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> CestConfig:
@@ -149,13 +152,14 @@ class CestModel(nn.Module):
         return CestOutput(params, aligned, texture, visibility)
 
     def _fit_start(self, landmarks: Tensor | None, batch: int) -> LandmarkFit:
-        if landmarks is None or landmarks.shape != (batch, 68, 2):
+        if landmarks is None or landmarks.shape[0] != batch or landmarks.shape[1:] not in ((68, 2), (536, 2)):
             got = None if landmarks is None else tuple(landmarks.shape)
             raise ValueError(
                 f"these weights start from the landmark fit: give ({batch}, 68, 2) landmarks "
-                f"in crop NDC, got {got}"
+                f"(or 68 + 468 with the Face Mesh points) in crop NDC, got {got}"
             )
-        return fit_landmarks(self.face_model, landmarks.float())
+        ibug, dense = split_points(landmarks.float())
+        return fit_landmarks(self.face_model, ibug, dense_ndc=dense if self.config.dense_fit else None)
 
     def _viewpoint(self, x: Tensor, start: LandmarkFit | None) -> tuple[Tensor, Tensor, Tensor]:
         raw = self.viewpoint(x)

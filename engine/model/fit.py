@@ -22,6 +22,7 @@ class FitConfig:
     identity_weight: float = 3e-4  # prior strength, in squared NDC per unit coefficient
     expression_weight: float = 3e-4
     jaw_weight: float = 0.5  # the jaw contour slides along the face as it turns
+    dense_weight: float = 0.25  # each of the 468 Face Mesh points, when they are given
 
 
 @dataclass
@@ -34,14 +35,24 @@ class LandmarkFit:
     rms_error: torch.Tensor  # (B,) NDC
 
 
-def _landmark_weights(config: FitConfig, device) -> torch.Tensor:
+def _landmark_weights(config: FitConfig, device, model: FaceModel | None = None) -> torch.Tensor:
+    """(68,) or, with the model's dense points, (68 + 468,) per-point weights."""
     weights = torch.ones(68, device=device)
     weights[:17] = config.jaw_weight
+    if model is not None:
+        assert model.dense_weights is not None
+        weights = torch.cat([weights, config.dense_weight * model.dense_weights.to(device)])
     return weights
 
 
+def _targets(landmarks_ndc: torch.Tensor, dense_ndc: torch.Tensor | None) -> torch.Tensor:
+    """The crop-NDC points to fit (x right, y down) -> y up, the 68 then the dense ones."""
+    points = landmarks_ndc if dense_ndc is None else torch.cat([landmarks_ndc, dense_ndc], 1)
+    return points * points.new_tensor([1.0, -1.0])
+
+
 def _fit_camera(points3d: torch.Tensor, target: torch.Tensor, weights: torch.Tensor):
-    """Weighted affine fit of (B, 68, 3) -> (B, 68, 2) y-up NDC, projected to a scaled rotation."""
+    """Weighted affine fit of (B, N, 3) -> (B, N, 2) y-up NDC, projected to a scaled rotation."""
     ones = torch.ones_like(points3d[..., :1])
     design = torch.cat([points3d, ones], -1) * weights[:, None]
     # Normal equations of a 4-unknown problem: far cheaper than lstsq's general path.
@@ -68,31 +79,46 @@ def _fit_shape(model_pts, bases, rotation, scale, shift, target, weights, prior)
     return torch.linalg.solve(lhs, rhs).squeeze(-1)
 
 
-def _landmark_bases(model: FaceModel, n_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The landmark vertices' mean (68, 3) and bases (K, 68, 3), gathered once per model."""
+def _landmark_bases(model: FaceModel, n_id: int, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The landmark points' mean (N, 3) and bases (K, N, 3), gathered once per model: the 68
+    vertices, then with ``dense`` the 468 surface points."""
     cache = model.__dict__.setdefault("_landmark_bases", {})
-    key = (n_id, model.device, model.landmarks.data_ptr())
+    key = (n_id, model.device, model.landmarks.data_ptr(), dense)
     if key not in cache:
         lm = model.landmarks
-        cache[key] = (
-            model.mean[lm],
-            torch.cat([model.identity_basis[:n_id, lm], model.expression_basis[:, lm]]),
-        )
+        bases = torch.cat([model.identity_basis[:n_id], model.expression_basis])
+        mean, basis = model.mean[lm], bases[:, lm]
+        if dense:
+            mean = torch.cat([mean, model.dense_points(model.mean[None])[0]])
+            basis = torch.cat([basis, model.dense_points(bases)], 1)
+        cache[key] = (mean, basis)
     return cache[key]
+
+
+def split_points(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(B, 68, 2) or (B, 68 + 468, 2) points -> the 68 iBUG landmarks and the Face Mesh points."""
+    if points.shape[1] not in (68, 68 + 468):
+        raise ValueError(f"expected 68 or 68 + 468 points, got {points.shape[1]}")
+    return points[:, :68], (points[:, 68:] if points.shape[1] > 68 else None)
 
 
 @torch.no_grad()
 def fit_landmarks(
-    model: FaceModel, landmarks_ndc: torch.Tensor, config: FitConfig | None = None
+    model: FaceModel,
+    landmarks_ndc: torch.Tensor,
+    config: FitConfig | None = None,
+    dense_ndc: torch.Tensor | None = None,
 ) -> LandmarkFit:
-    """Fit (B, 68, 2) landmarks in crop NDC (x right, y down) -> LandmarkFit."""
+    """Fit (B, 68, 2) landmarks in crop NDC (x right, y down) -> LandmarkFit; with ``dense_ndc``
+    (B, 468, 2), the Face Mesh points, also those (when the model has their places)."""
     config = config or FitConfig()
     device = landmarks_ndc.device
     batch = landmarks_ndc.shape[0]
-    target = landmarks_ndc * landmarks_ndc.new_tensor([1.0, -1.0])  # y up, like camera space
-    weights = _landmark_weights(config, device)
+    dense = dense_ndc is not None and model.has_dense
+    target = _targets(landmarks_ndc, dense_ndc if dense else None)
+    weights = _landmark_weights(config, device, model if dense else None)
     n_id = min(config.n_identity, model.n_identity)
-    mean, bases = _landmark_bases(model, n_id)
+    mean, bases = _landmark_bases(model, n_id, dense)
     prior = torch.cat(
         [
             torch.full((n_id,), config.identity_weight, device=device),
@@ -108,7 +134,7 @@ def fit_landmarks(
     shape = mean + torch.einsum("bk,klj->blj", coeffs, bases)
     rotation, scale, shift = _fit_camera(shape, target, weights)
     projected = torch.einsum("bij,blj->bli", scale[:, :, None] * rotation[:, :2], shape) + shift[:, None]
-    rms = (projected - target).pow(2).sum(-1).mean(-1).sqrt()
+    rms = (projected - target)[:, :68].pow(2).sum(-1).mean(-1).sqrt()
 
     identity = torch.zeros(batch, model.n_identity, device=device)
     identity[:, :n_id] = coeffs[:, :n_id]

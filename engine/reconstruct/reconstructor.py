@@ -21,7 +21,7 @@ from engine.detect import Detector, Face, NoFaceError, create_detector
 from engine.facemodel import FaceModel
 from engine.io.image import load_image
 from engine.io.mesh import MeshData
-from engine.model.fit import fit_landmarks
+from engine.model.fit import FitConfig, fit_landmarks, split_points
 from engine.params import FaceParams
 from engine.reconstruct.delight import delight
 from engine.reconstruct.detail import add_image_detail
@@ -103,6 +103,10 @@ class Reconstructor:
         given = not isinstance(detector, str)  # a detector object (its name, or a backend name)
         self._detector_name = getattr(detector, "name", "auto") if given else detector
         self.detail = detail  # CEST: add the photo's fine detail to the network's albedo
+        self.fit_config = FitConfig()
+        # The fit also uses the 468 Face Mesh points where the detector gives them. Off: measured on
+        # 337 AFW faces and 290 LFW photos it did not help (weights README, "What did not work").
+        self.dense_fit = False
         self._detector = detector if given else None
         self.method, self.weights = self._choose_method(method, weights)
         self.network = self._load_network() if self.method == "cest" else None
@@ -156,14 +160,21 @@ class Reconstructor:
     ) -> Reconstruction:
         box = crop_box or crop_params_from_landmarks(face.landmarks)
         crop = crop_image(image, box, CROP_SIZE)
-        landmarks = image_to_crop(face.landmarks, box, CROP_SIZE)
-        lm = torch.as_tensor(landmarks, dtype=torch.float32)[None]
+        lm = torch.as_tensor(self._fit_points(face, box), dtype=torch.float32)[None]
         params, extras = self.estimate_with_extras(image_tensor(crop), lm)
         extras = {k: v.cpu() for k, v in extras.items()}
         return Reconstruction(image, face, box, crop, params.to("cpu"), self.method, source, extras)
 
+    def _fit_points(self, face: Face, box: CropBox) -> np.ndarray:
+        """Crop-pixel points for the estimate: the 68, then the 468 Face Mesh points if known."""
+        points = face.landmarks
+        if self.dense_fit and face.mesh is not None and self.model.has_dense:
+            points = np.concatenate([points, face.mesh[:, :2]])
+        return image_to_crop(points, box, CROP_SIZE)
+
     def estimate(self, crops: torch.Tensor, landmarks_px: torch.Tensor) -> FaceParams:
-        """(B, 3, CROP_SIZE, CROP_SIZE) crops and (B, 68, 2) crop-pixel landmarks -> FaceParams."""
+        """(B, 3, CROP_SIZE, CROP_SIZE) crops and (B, 68, 2) crop-pixel landmarks (or 68 + 468 with the
+        Face Mesh points) -> FaceParams."""
         return self.estimate_with_extras(crops, landmarks_px)[0]
 
     @torch.no_grad()
@@ -181,7 +192,8 @@ class Reconstructor:
         return self._fit(crops, landmarks_px.to(self.device))
 
     def _fit(self, crops: torch.Tensor, landmarks_px: torch.Tensor):
-        fit = fit_landmarks(self.model, pixels_to_ndc(landmarks_px, crops.shape[-1]))
+        ibug, dense = split_points(pixels_to_ndc(landmarks_px, crops.shape[-1]))
+        fit = fit_landmarks(self.model, ibug, self.fit_config, dense)
         params = FaceParams(
             fit.rotation, fit.translation, fit.scale, fit.identity, fit.expression, albedo=None, light=None
         )

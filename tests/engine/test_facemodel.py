@@ -2,6 +2,7 @@ import numpy as np
 import torch
 
 from engine.facemodel import FaceModel
+from tests.conftest import ROOT
 
 
 def test_model_sizes_and_ranges(face_model):
@@ -101,3 +102,48 @@ def test_calibrated_landmarks_are_symmetric_and_match_their_record(face_model):
         source = data["source_index"]
     assert source[lm.numpy()].tolist() == record["landmarks"]
     assert source[face_model.landmarks_ict.numpy()].tolist() == record["landmarks_ict"]
+
+
+def _frontal_render_mask(face_model, expression):
+    from engine.camera import project, to_camera
+    from engine.render.renderer import Renderer
+    from engine.sh import ambient_light
+
+    verts = face_model.vertices(torch.zeros(1, face_model.n_identity), expression)
+    cam = to_camera(verts, torch.zeros(1, 3))
+    ndc = project(cam, torch.tensor([[0.1]]), torch.zeros(1, 2))
+    out = Renderer(face_model.faces, face_model.uvs).render(
+        cam, ndc, torch.full((1, 3, 64, 64), 0.5), ambient_light(1), 256
+    )
+    pixels = (ndc[0, :, :2] + 1) / 2 * 256 - 0.5
+    return out.mask[0, 0], pixels
+
+
+def test_the_eyes_are_closed_surfaces_that_blink_with_the_lids(face_model):
+    """No holes where the eyes are (the mesh, the viewport and every export show eyes), and the
+    eye surfaces follow the lids: their border vertices sit exactly on the lid vertices."""
+    caps = np.load(ROOT / "resources/facemodel/facemodel.npz")["eye_cap_vertices"]
+    assert len(caps) > 20 and caps.min() == face_model.n_vertices - len(caps)
+    for blink in (0.0, 1.0):
+        expression = torch.zeros(1, face_model.n_expression)
+        for name in ("eyeBlink_L", "eyeBlink_R"):
+            expression[0, face_model.expression_names.index(name)] = blink
+        mask, pixels = _frontal_render_mask(face_model, expression)
+        for eye in (range(36, 42), range(42, 48)):
+            centre = pixels[face_model.landmarks[list(eye)]].mean(0).round().long()
+            assert mask[centre[1], centre[0]] > 0.5, f"eye hole at {centre.tolist()} (blink {blink})"
+        verts = face_model.vertices(torch.zeros(1, face_model.n_identity), expression)[0]
+        cap_pts = verts[torch.as_tensor(caps)]
+        face_pts = verts[: face_model.n_vertices - len(caps)]
+        nearest = torch.cdist(cap_pts, face_pts).min(1).values
+        assert (nearest < 1e-3).sum() >= 16  # each cap's rim is the lids' own vertices
+
+
+def test_eye_surfaces_have_their_own_uvs_outside_the_face_chart(face_model):
+    caps = torch.as_tensor(np.load(ROOT / "resources/facemodel/facemodel.npz")["eye_cap_vertices"])
+    cap_faces = torch.isin(face_model.faces, caps).all(1)
+    assert cap_faces.sum() > 20 and (torch.isin(face_model.faces, caps).any(1) == cap_faces).all()
+    cap_uv = face_model.uvs[caps]
+    face_uv = face_model.uvs[face_model.faces[~cap_faces].unique()]
+    assert float(cap_uv[:, 1].max()) < float(face_uv[:, 1].min()) + 0.06  # below the jaw's lowest texel row
+    assert float(torch.cdist(cap_uv, face_uv).min()) > 0.005

@@ -35,6 +35,7 @@ def prepare_folder(folder: str | Path, config: VideoConfig | None = None, detect
     detector = detector or create_detector(config.detector)
     key = "|".join(f"{p.resolve()}:{p.stat().st_mtime_ns}" for p in files)
     key += f"|{config.image_size}|{getattr(detector, 'cache_key', getattr(detector, 'name', ''))}"
+    key += "|erased" if config.erase_marks else ""
     cached = cache_dir(config) / f"images-{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cached.exists():
         with np.load(cached, allow_pickle=False) as data:
@@ -46,6 +47,26 @@ def prepare_folder(folder: str | Path, config: VideoConfig | None = None, detect
     return track
 
 
+def drawn_marks(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of drawn green marks (lines, and the small dark-green crosses at landmarks).
+
+    Green lines are far greener than red and blue; the crosses, JPEG-blurred, are dark with green
+    at least red's level and little blue, a colour skin and hair do not take (their red leads)."""
+    r, g, b = (image[..., i].astype(np.int16) for i in range(3))
+    lines = g - np.maximum(r, b) > 40
+    crosses = (g >= r + 2) & (g - b > 30) & (g < 150)
+    marks = (lines | crosses).astype(np.uint8)
+    return cv2.dilate(marks, np.ones((3, 3), np.uint8)).astype(bool)
+
+
+def erase_drawn_marks(image: np.ndarray) -> np.ndarray:
+    """Inpaint drawn green marks (drawn_marks) from an RGB uint8 image."""
+    marks = drawn_marks(image)
+    if not marks.any():
+        return image
+    return cv2.inpaint(image, marks.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
 def _build(files: list[Path], config: VideoConfig, detector, source: str) -> VideoTrack:
     size, big = config.image_size, config.image_size * CROP_OVERSAMPLE
     crops, landmarks = [], []
@@ -55,6 +76,8 @@ def _build(files: list[Path], config: VideoConfig, detector, source: str) -> Vid
         except (ImageReadError, OSError) as err:
             warnings.warn(f"skipping image {path}: {err}", stacklevel=3)
             continue
+        if config.erase_marks:
+            image = erase_drawn_marks(image)
         faces = detector.detect(image)
         if not faces:
             warnings.warn(f"skipping image {path}: no face found", stacklevel=3)

@@ -41,6 +41,9 @@ class DataConfig:
     frame_step: int = 1
     max_frames: int = 0
     detector: str = "auto"
+    # paint out drawn annotation marks (saturated green boxes and dots, as the shared LFW copies
+    # carry) from photos before they are cropped, so neither the networks nor the loss see them
+    erase_marks: bool = False
     cache_dir: str | None = None
     synthetic: dict = field(default_factory=dict)  # SyntheticConfig overrides
 
@@ -145,6 +148,7 @@ class TrainingData:
             config.max_frames,
             detector=config.detector,
             cache_dir=config.cache_dir,
+            erase_marks=config.erase_marks,
         )
         sources = []
         videos = expand_videos(config.videos)

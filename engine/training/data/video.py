@@ -40,6 +40,7 @@ class VideoConfig:
     cut_threshold: float = 0.2  # landmark jump, as a fraction of the face size, that ends a segment
     detector: str = "auto"
     cache_dir: str | None = None  # default: $CEST_CACHE or ~/.cache/cest-studio
+    erase_marks: bool = False  # photos only: paint out drawn green marks (engine.training.data.images)
 
 
 @dataclass

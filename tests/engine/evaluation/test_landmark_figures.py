@@ -92,3 +92,26 @@ def test_same_person_end_to_end_on_two_people_of_the_sample(tmp_path):
     fit = results["methods"]["fit"]
     assert fit["photos"] == 4 and fit["failed"] == 0
     assert 0 <= fit["shape_cm"]["ratio"] and 0 <= fit["albedo"]["ratio"]
+
+
+def test_landmark_eval_plots_a_contact_sheet_of_the_faces(tmp_path):
+    """--plots with --landmarks: one row per face, the input then four panels per method."""
+    from PIL import Image
+
+    from engine.detect import default_detector
+    from engine.evaluation.cli import main
+    from engine.evaluation.contact_sheet import CELL, PANELS
+    from engine.io.annotations import write_pts
+    from engine.io.image import load_image
+
+    image = load_image(SAMPLE)
+    for name in ("a", "b"):
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+        write_pts(tmp_path / f"{name}.pts", default_detector().detect(image)[0].landmarks)
+    out = tmp_path / "out"
+    args = ["--landmarks", str(tmp_path), "--methods", "fit,cest", "--plots", "--examples", "2"]
+    assert main([*args, "--out", str(out), "--no-progress"]) == 0
+    sheet = load_image(out / "landmarks_faces.png")
+    assert sheet.shape == (2 * CELL, (1 + 2 * len(PANELS)) * CELL, 3)
+    face = sheet[CELL : 2 * CELL]  # the second row: no labels
+    assert face[:, CELL:].std() > 10 and (face[:, : 2 * CELL] != face[:, 2 * CELL : 4 * CELL]).any()

@@ -136,3 +136,28 @@ def test_person_clips_pick_several_photos_of_one_person_and_folders_expand(tmp_p
     for name in ("Ann_A", "Bob_B", "Zoe_Z"):
         (tmp_path / name).mkdir()
     assert [p.name for p in expand_folders([str(tmp_path / "[A-R]*")])] == ["Ann_A", "Bob_B"]
+
+
+def test_drawn_marks_are_painted_out_and_skin_is_left_alone():
+    """LFW copies carry a drawn green box and dark-green crosses at the landmarks: erase_marks
+    inpaints them from the photo; skin, lips and shadows are not marks."""
+    import cv2
+
+    from engine.training.data.images import drawn_marks, erase_drawn_marks
+
+    rng = np.random.default_rng(0)
+    image = np.zeros((120, 120, 3), np.uint8)
+    image[:] = (196, 150, 120)  # skin
+    image[80:90, 40:80] = (150, 60, 70)  # lips
+    image[30:40, 20:50] = (70, 50, 40)  # a dark brow
+    image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+    clean = image.copy()
+    cv2.rectangle(image, (10, 10), (110, 110), (0, 128, 0), 1)
+    for x, y in [(30, 50), (60, 60), (90, 50), (60, 85)]:
+        cv2.drawMarker(image, (x, y), (55, 70, 15), cv2.MARKER_CROSS, 3)
+    assert not drawn_marks(clean).any()
+    marks = drawn_marks(image)
+    assert marks[10, 10:111].all() and marks[50, 30] and marks[85, 60]
+    erased = erase_drawn_marks(image)
+    assert np.abs(erased.astype(int) - clean.astype(int)).max() < 40
+    assert not drawn_marks(erased).any()
