@@ -29,7 +29,9 @@ def face_row(recons: dict, image: np.ndarray, face, first: bool) -> np.ndarray:
         views = render_views(recon, recon.reconstruct_face(image, face))
         if not cells:
             cells.append(_cell(views["input"], "input" if first else ""))
-        cells += [_cell(views[key], f"{SHORT.get(name, name)} {text}" if first else "") for key, text in PANELS]
+        cells += [
+            _cell(views[key], f"{SHORT.get(name, name)} {text}" if first else "") for key, text in PANELS
+        ]
     return np.concatenate(cells, axis=1)
 
 
