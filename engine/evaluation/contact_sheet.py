@@ -24,7 +24,7 @@ def pick_evenly(items: list, count: int) -> list:
 
 def face_row(recons: dict, image: np.ndarray, face, first: bool) -> np.ndarray:
     """One row: the input crop, then each method's panels (labelled on the first row)."""
-    cells = []
+    cells: list[np.ndarray] = []
     for name, recon in recons.items():
         views = render_views(recon, recon.reconstruct_face(image, face))
         if not cells:
