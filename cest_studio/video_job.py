@@ -98,7 +98,7 @@ def run(
             _emit(progress=[done, total])
 
         summary = reconstruct_video(
-            recorder, video, out_dir, meshes=False, progress=progress, stop=stop.is_set
+            recorder, video, out_dir, meshes=False, progress=progress, stop=stop.is_set, preview=True
         )
     except BaseException as exc:  # noqa: BLE001 - the app shows one line, never a traceback
         if isinstance(exc, KeyboardInterrupt):

@@ -63,28 +63,28 @@ class FrameRecorder:
     """Wraps a Reconstructor for :func:`engine.reconstruct.video.reconstruct_video` and keeps every frame's
     reconstruction (crop + parameters) so the app can scrub through them afterwards.
 
-    The video pipeline refines a frame's parameters (track consensus, smoothing) on the object
-    ``reconstruct_face`` returned; we keep that object until the frame's ``progress`` call, when its
-    parameters are final, then store a compact copy.
+    The video pipeline refines a frame's parameters (track consensus, smoothing, texture detail) on
+    other threads; it hands each frame over, final, through ``frame_finished`` just before the
+    frame's ``progress`` call, where ``frame_done`` stores a compact copy.
     """
 
     def __init__(self, reconstructor, max_frames: int = 5000):
         self._inner = reconstructor
-        self._pending = None
+        self._finished: dict[int, object] = {}
         self.max_frames = max_frames
         self.frames: dict[int, SequenceFrame] = {}
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
 
-    def reconstruct_face(self, *args, **kwargs):
-        recon = self._inner.reconstruct_face(*args, **kwargs)
-        self._pending = recon
-        return recon
+    def frame_finished(self, index: int, recon) -> None:
+        """Called by the video pipeline with each frame's final reconstruction (None: no face)."""
+        self._finished[index] = recon
 
     def frame_done(self, index: int) -> SequenceFrame | None:
         """Call from the progress callback with the index of the frame just finished."""
-        recon, self._pending = self._pending, None
+        recon = self._finished.pop(index, None)
+        self._finished.clear()  # frames never asked for (a caller that skips some) are not kept
         if recon is None or len(self.frames) >= self.max_frames:
             return None
         from engine.crop import image_to_crop

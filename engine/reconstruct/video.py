@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +22,14 @@ from tqdm import tqdm
 
 from engine.crop import CropSmoother, crop_params_from_landmarks
 from engine.detect import NoFaceError
+from engine.detect.tracker import FaceTracker
 from engine.io import mesh as export
-from engine.io.atomic import atomic_path
+from engine.io.atomic import atomic_path, remove_leftovers
 from engine.io.mesh import to_json
 from engine.io.staging import commit, discard, new_stage, remove_stale_stages, target_error
 from engine.io.video import VideoWriter, iter_frames, probe
 from engine.params import FaceParams
+from engine.reconstruct.pipeline import OrderedWorker, prefetch
 from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
 from engine.reconstruct.shots import IDENTITY_JUMP_CM, MIN_TRACK_FRAMES, CutDetector, shape_distance
 from engine.reconstruct.views import params_record
@@ -39,13 +42,29 @@ UNSEEN_PRIOR = 0.05
 
 
 @dataclass
+class AlbedoMean:
+    """Running visibility-weighted mean of one person's reflectance."""
+
+    albedo_sum: torch.Tensor | None = None
+    albedo_weight: torch.Tensor | None = None
+
+    def update(self, params: FaceParams, visibility: torch.Tensor | None) -> FaceParams:
+        weight = visibility if visibility is not None else torch.ones_like(params.albedo[:, :1])
+        if self.albedo_sum is None:
+            self.albedo_sum, self.albedo_weight = torch.zeros_like(params.albedo), torch.zeros_like(weight)
+        self.albedo_sum += params.albedo * weight
+        self.albedo_weight += weight
+        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
+        return params.replace(albedo=albedo)
+
+
+@dataclass
 class Track:
     """Running consensus of one person's shape and reflectance, and the smoothed viewpoint."""
 
     identity_sum: torch.Tensor | None = None
-    albedo_sum: torch.Tensor | None = None
     weight_sum: float = 0.0
-    albedo_weight: torch.Tensor | None = None
+    albedo: AlbedoMean = field(default_factory=AlbedoMean)
     previous: FaceParams | None = None
     smoother: CropSmoother = field(default_factory=CropSmoother)
     number: int = 0  # 0 for the first person tracked, 1 for the next...
@@ -63,21 +82,16 @@ class Track:
         mean = self.identity_sum / self.weight_sum
         return shape_distance(face_model, params.identity, mean) > IDENTITY_JUMP_CM
 
-    def update(self, params: FaceParams, visibility: torch.Tensor | None) -> FaceParams:
-        """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint."""
-        weight = visibility if visibility is not None else torch.ones_like(params.albedo[:, :1])
+    def update(self, params: FaceParams, visibility: torch.Tensor | None, albedo: bool = True) -> FaceParams:
+        """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint
+        (with ``albedo`` False the frame's own albedo: the caller folds it into an AlbedoMean)."""
         if self.identity_sum is None:
-            self.identity_sum, self.albedo_sum = (
-                torch.zeros_like(params.identity),
-                torch.zeros_like(params.albedo),
-            )
-            self.albedo_weight = torch.zeros_like(weight)
+            self.identity_sum = torch.zeros_like(params.identity)
         self.identity_sum += params.identity
         self.weight_sum += 1
-        self.albedo_sum += params.albedo * weight
-        self.albedo_weight += weight
-        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
-        smoothed = params.replace(identity=self.identity_sum / self.weight_sum, albedo=albedo)
+        smoothed = params.replace(identity=self.identity_sum / self.weight_sum)
+        if albedo:
+            smoothed = self.albedo.update(smoothed, visibility)
         if self.previous is not None:
             a = POSE_SMOOTHING
             smoothed = smoothed.replace(
@@ -97,10 +111,11 @@ def reconstruct_video(
     progress=None,
     stop=None,
     animation: bool = False,
+    preview: bool = False,
 ) -> dict:
-    """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the last person),
-    summary.json, with ``meshes`` one PLY per frame and with ``animation`` animation.glb and
-    blendshapes.csv (engine/reconstruct/animation.py). ``progress(done, total)`` and ``stop()`` let
+    """Write frames.jsonl, face.obj (the last person), summary.json, with ``preview``
+    reconstruction.mp4 (input | reconstruction), with ``meshes`` one PLY per frame and with
+    ``animation`` animation.glb and blendshapes.csv (engine/reconstruct/animation.py). ``progress(done, total)`` and ``stop()`` let
     a caller (the app) follow and cancel. Returns a summary dict (``folder``: where it was written).
 
     Everything is written into a hidden folder beside ``out_dir`` and moved in when complete, so a
@@ -111,24 +126,37 @@ def reconstruct_video(
     remove_stale_stages(out_dir)  # hidden folders of runs killed outright
     stage = new_stage(out_dir)
     try:
-        stats = _reconstruct_into(reconstructor, path, info, stage, meshes, progress, stop, animation)
+        stats = _reconstruct_into(
+            reconstructor, path, info, stage, meshes, progress, stop, animation, preview
+        )
     except OSError as err:
         discard(stage)
         raise target_error(err, stage, out_dir) from err
     except BaseException:
         discard(stage)
         raise
-    stats["folder"] = str(place_result(stage, out_dir, stats))
+    folder = place_result(stage, out_dir, stats)
+    stats["folder"] = str(folder)
+    if not preview and folder == out_dir:  # a previous run's preview no longer matches these frames
+        (out_dir / "reconstruction.mp4").unlink(missing_ok=True)
+        remove_leftovers(out_dir / "reconstruction.mp4")
     if stats["interrupted"] and stop is None:
         raise KeyboardInterrupt
     return stats
 
 
 def _reconstruct_into(
-    reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop, animation: bool = False
+    reconstructor,
+    path: Path,
+    info,
+    folder: Path,
+    meshes: bool,
+    progress,
+    stop,
+    animation: bool = False,
+    preview: bool = False,
 ) -> dict:
-    track, cuts, last, main = Track(), CutDetector(), None, MainShape()
-    stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
+    track, cuts, tracker = Track(), CutDetector(), FaceTracker(reconstructor.detector)
     problems: list[str] = []
     started = time.perf_counter()
     bar = tqdm(
@@ -137,36 +165,28 @@ def _reconstruct_into(
     try:
         # Both files are written beside their final names and renamed when complete (Ctrl-C included).
         with (
-            VideoWriter(folder / "reconstruction.mp4", info.fps) as writer,
+            VideoWriter(folder / "reconstruction.mp4", info.fps) if preview else nullcontext() as writer,
             atomic_path(folder / "frames.jsonl") as lines_path,
             open(lines_path, "w") as lines,
         ):
+            finish = _Finisher(reconstructor, path, info, folder, meshes, progress, stop, writer, lines, bar)
             try:
-                for index, seconds, frame in iter_frames(path, problems):
-                    if stop is not None and stop():
-                        stats["interrupted"] = True
-                        break
-                    recon = _frame(reconstructor, track, cuts, frame, seconds)
-                    last = recon or last
-                    if recon is not None:
-                        main.add(track.number, recon.params)
-                    stats["frames"] += 1
-                    stats["faces"] += recon is not None
-                    stats["tracks"] = track.number + 1 if last is not None else 0
-                    lines.write(to_json(_frame_record(recon, index, path, seconds, track.number)) + "\n")
-                    writer.write(_side_by_side(reconstructor, recon, frame))
-                    if meshes and recon is not None:
-                        export.write_ply(
-                            reconstructor.mesh(recon.params), folder / "meshes" / f"frame_{index:06d}.ply"
-                        )
-                    bar.update()
-                    if progress is not None:
-                        progress(index + 1, info.frames)
+                # Three stages side by side: decoding ahead (prefetch), detection and the networks
+                # here, and behind them (OrderedWorker) the texture detail, the albedo's running
+                # mean and every output of the frame, in frame order.
+                with OrderedWorker() as behind:
+                    for index, seconds, frame in prefetch(iter_frames(path, problems)):
+                        if stop is not None and stop():
+                            finish.stats["interrupted"] = True
+                            break
+                        recon = _frame(reconstructor, track, cuts, frame, seconds, tracker, later=True)
+                        behind.submit(finish, index, seconds, frame, recon, track.number)
             except KeyboardInterrupt:
-                stats["interrupted"] = True
+                finish.stats["interrupted"] = True
             lines.flush()
     finally:
         bar.close()
+    stats, last = finish.stats, finish.last
     if last is None and not stats["interrupted"]:
         raise NoFaceError(
             f"{path}: no face found in any of its {stats['frames']} frames "
@@ -175,13 +195,56 @@ def _reconstruct_into(
     if last is not None:
         export.write_obj(reconstructor.mesh(last.params), folder / "face.obj")
     if animation and last is not None:
-        write_clip_animation(reconstructor, folder, info, main.params)
+        write_clip_animation(reconstructor, folder, info, finish.main.params)
     stats["seconds"] = round(time.perf_counter() - started, 2)
     stats["fps"] = round(stats["frames"] / max(stats["seconds"], 1e-6), 2)
     if problems:
         stats["damaged"] = problems[0]
     export.write_json(stats, folder / "summary.json")
     return stats
+
+
+class _Finisher:
+    """The last stage of a frame, on the OrderedWorker's thread: the texture detail, the running
+    albedo, then frames.jsonl, reconstruction.mp4, the meshes and the progress report. A reconstructor
+    with a ``frame_finished(index, recon)`` method (engine.reconstruct.sequence.FrameRecorder) is
+    told of each final frame before its progress call."""
+
+    def __init__(self, reconstructor, path, info, folder, meshes, progress, stop, writer, lines, bar):
+        self.reconstructor, self.path, self.info, self.folder = reconstructor, path, info, folder
+        self.meshes, self.progress, self.stop = meshes, progress, stop
+        self.writer, self.lines, self.bar = writer, lines, bar
+        self.hook = getattr(reconstructor, "frame_finished", None)
+        self.stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
+        self.last: Reconstruction | None = None
+        self.main = MainShape()
+        self.albedo, self.number = AlbedoMean(), -1
+
+    def __call__(self, index: int, seconds: float, frame: np.ndarray, recon, number: int) -> None:
+        rec, stats = self.reconstructor, self.stats
+        if stats["interrupted"] or (self.stop is not None and self.stop()):
+            stats["interrupted"] = True  # stopped: frames still in flight are not written
+            return
+        if recon is not None:
+            rec.add_detail(recon)
+            if number != self.number:  # another person: their own reflectance
+                self.albedo, self.number = AlbedoMean(), number
+            recon.params = self.albedo.update(recon.params, recon.extras.get("visibility"))
+            self.last = recon
+            self.main.add(number, recon.params)
+        stats["frames"] += 1
+        stats["faces"] += recon is not None
+        stats["tracks"] = number + 1 if self.last is not None else 0
+        self.lines.write(to_json(_frame_record(recon, index, self.path, seconds, number)) + "\n")
+        if self.writer is not None:
+            self.writer.write(_side_by_side(rec, recon, frame))
+        if self.meshes and recon is not None:
+            export.write_ply(rec.mesh(recon.params), self.folder / "meshes" / f"frame_{index:06d}.ply")
+        self.bar.update()
+        if self.hook is not None:
+            self.hook(index, recon)
+        if self.progress is not None:
+            self.progress(index + 1, self.info.frames)
 
 
 class MainShape:
@@ -227,25 +290,42 @@ def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
 
 
 def _frame(
-    reconstructor: Reconstructor, track: Track, cuts: CutDetector, frame: np.ndarray, seconds: float
+    reconstructor: Reconstructor,
+    track: Track,
+    cuts: CutDetector,
+    frame: np.ndarray,
+    seconds: float,
+    tracker: FaceTracker | None = None,
+    later: bool = False,
 ) -> Reconstruction | None:
-    faces = reconstructor.detector.detect(frame)
+    """A frame's face, with the track's identity and viewpoint. ``tracker``: follow the face from the
+    previous frame (the full detector on a cut or a loss) instead of detecting afresh. ``later``: the
+    texture detail and the running albedo are left to the caller (_Finisher)."""
     cut = cuts(frame)
-    if not faces:
+    if tracker is not None:
+        face = tracker(frame, redetect=cut)
+    else:
+        faces = reconstructor.detector.detect(frame)
+        face = faces[0] if faces else None
+    if face is None:
         track.reset()
         return None
     if cut:
         track.reset()  # another shot: maybe another person
-    recon = _estimate(reconstructor, track, frame, faces[0], seconds)
+    recon = _estimate(reconstructor, track, frame, face, seconds, later)
     if track.someone_else(reconstructor.model, recon.params):
         track.reset()  # the shape is another person's: start their own means (and crop smoothing)
-        recon = _estimate(reconstructor, track, frame, faces[0], seconds)
-    recon.params = track.update(recon.params, recon.extras.get("visibility"))
+        recon = _estimate(reconstructor, track, frame, face, seconds, later)
+    recon.params = track.update(recon.params, recon.extras.get("visibility"), albedo=not later)
     return recon
 
 
-def _estimate(reconstructor: Reconstructor, track: Track, frame: np.ndarray, face, seconds: float):
+def _estimate(
+    reconstructor: Reconstructor, track: Track, frame: np.ndarray, face, seconds: float, later: bool = False
+):
     box = track.smoother.update(crop_params_from_landmarks(face.landmarks), seconds)
+    if later:
+        return reconstructor.reconstruct_face(frame, face, crop_box=box, later_detail=True)
     return reconstructor.reconstruct_face(frame, face, crop_box=box)
 
 
