@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from cest_studio import tasks
 from cest_studio.animation_export import AnimationExport
 from cest_studio.export_dialog import ExportDialog, export_folder
+from cest_studio.live_view import LiveController
 from cest_studio.reconstruct_tab import ReconstructTab
 from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
 from cest_studio.train_tab import TrainTab
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus_and_toolbar()
+        self.live = LiveController(self)  # File > Live camera or stream… (cest_studio/live_view.py)
         self._connect()
         self._restore()
         app = QApplication.instance()
@@ -364,6 +366,7 @@ class MainWindow(QMainWindow):
         path = str(Path(path).expanduser().absolute())
         self._reset_view_next = True
         self.message.hide()
+        self.live.stop()
         self.worker.cancel("face")
         self.worker.cancel("frame")
         self._stop_video_process()
