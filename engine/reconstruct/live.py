@@ -22,10 +22,14 @@ from engine.errors import LiveSourceError
 Frame = tuple[int, float, np.ndarray]
 
 
-def paced(frames: Iterator[Frame], clock: Callable[[], float] = time.monotonic) -> Iterator[Frame]:
-    """A file's frames at their own timestamps, as a camera would deliver them."""
+def paced(
+    frames: Iterator[Frame], clock: Callable[[], float] = time.monotonic, speed: float = 1.0
+) -> Iterator[Frame]:
+    """A file's frames at their own timestamps (``speed`` times faster), as a camera would
+    deliver them."""
     start = None
     for index, seconds, frame in frames:
+        seconds = seconds / speed
         start = clock() - seconds if start is None else start
         wait = start + seconds - clock()
         if wait > 0:
@@ -98,15 +102,15 @@ class LiveSource:
         self._thread = threading.Thread(target=self._run, name="live-source", daemon=True)
 
     @classmethod
-    def open(cls, spec: int | str | Path) -> LiveSource:
-        """A camera index, a URL, or a video file (paced at its frame rate)."""
+    def open(cls, spec: int | str | Path, speed: float = 1.0) -> LiveSource:
+        """A camera index, a URL, or a video file (paced at its frame rate, times ``speed``)."""
         if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
             return cls(capture_frames(int(spec)))
         if Path(spec).is_file():
             from engine.io.video import iter_frames, probe
 
             probe(spec)  # a file that is not a video: VideoReadError now, not on the reader thread
-            return cls(paced(iter_frames(spec)))
+            return cls(paced(iter_frames(spec), speed=speed))
         if "://" not in str(spec):
             raise LiveSourceError(
                 f"{spec}: no such file (a live source is a camera number, a URL or a video file)"
