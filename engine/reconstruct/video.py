@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from engine.crop import CropSmoother, crop_params_from_landmarks
-from engine.detect import NoFaceError
+from engine.detect import Face, NoFaceError
 from engine.detect.tracker import FaceTracker
 from engine.io import mesh as export
 from engine.io.atomic import atomic_path, remove_leftovers
@@ -171,15 +171,18 @@ def _reconstruct_into(
         ):
             finish = _Finisher(reconstructor, path, info, folder, meshes, progress, stop, writer, lines, bar)
             try:
-                # Three stages side by side: decoding ahead (prefetch), detection and the networks
-                # here, and behind them (OrderedWorker) the texture detail, the albedo's running
-                # mean and every output of the frame, in frame order.
+                # Three stages side by side: decoding and finding the face ahead (prefetch), the
+                # networks here, and behind them (OrderedWorker) the texture detail, the albedo's
+                # running mean and every output of the frame, in frame order.
+                found = prefetch(_found(iter_frames(path, problems), cuts, tracker))
                 with OrderedWorker() as behind:
-                    for index, seconds, frame in prefetch(iter_frames(path, problems)):
+                    for index, seconds, frame, cut, face in found:
                         if stop is not None and stop():
                             finish.stats["interrupted"] = True
                             break
-                        recon = _frame(reconstructor, track, cuts, frame, seconds, tracker, later=True)
+                        recon = _frame(
+                            reconstructor, track, cuts, frame, seconds, later=True, found=(cut, face)
+                        )
                         behind.submit(finish, index, seconds, frame, recon, track.number)
             except KeyboardInterrupt:
                 finish.stats["interrupted"] = True
@@ -297,16 +300,21 @@ def _frame(
     seconds: float,
     tracker: FaceTracker | None = None,
     later: bool = False,
+    found: tuple[bool, Face | None] | None = None,
 ) -> Reconstruction | None:
     """A frame's face, with the track's identity and viewpoint. ``tracker``: follow the face from the
-    previous frame (the full detector on a cut or a loss) instead of detecting afresh. ``later``: the
-    texture detail and the running albedo are left to the caller (_Finisher)."""
-    cut = cuts(frame)
-    if tracker is not None:
-        face = tracker(frame, redetect=cut)
+    previous frame (the full detector on a cut or a loss) instead of detecting afresh; ``found``:
+    (cut, face) already known (_found). ``later``: the texture detail and the running albedo are left
+    to the caller (_Finisher)."""
+    if found is not None:
+        cut, face = found
     else:
-        faces = reconstructor.detector.detect(frame)
-        face = faces[0] if faces else None
+        cut = cuts(frame)
+        if tracker is not None:
+            face = tracker(frame, redetect=cut)
+        else:
+            faces = reconstructor.detector.detect(frame)
+            face = faces[0] if faces else None
     if face is None:
         track.reset()
         return None
@@ -318,6 +326,16 @@ def _frame(
         recon = _estimate(reconstructor, track, frame, face, seconds, later)
     recon.params = track.update(recon.params, recon.extras.get("visibility"), albedo=not later)
     return recon
+
+
+def _found(frames, cuts: CutDetector, tracker: FaceTracker):
+    """(index, seconds, frame, cut, the tracked face or None) of every frame."""
+    try:
+        for index, seconds, frame in frames:
+            cut = cuts(frame)
+            yield index, seconds, frame, cut, tracker(frame, redetect=cut)
+    finally:
+        frames.close()
 
 
 def _estimate(
