@@ -265,24 +265,50 @@ class LiveSession:
     ) -> dict:
         """Until the source ends or ``stop()``; ``on_frame(index, seconds, frame, recon or None)``
         runs on the finishing thread. Returns the figures (frames, faces, fps, dropped)."""
-        from engine.reconstruct.pipeline import OrderedWorker
+        from engine.reconstruct.pipeline import OrderedWorker, prefetch
         from engine.reconstruct.video import _frame
 
         started = time.perf_counter()
+        taken = threading.Semaphore(1)  # the networks took the last tracked frame: find the next
+        ending = threading.Event()
+        ended = lambda: ending.is_set() or (stop is not None and stop())  # noqa: E731
+
+        def found() -> Iterator:
+            """The newest frame and its face, found while the networks work on the one before."""
+            while not ended():
+                if not taken.acquire(timeout=0.1):
+                    continue
+                item = None
+                while item is None and not ended():
+                    item = live.latest(timeout=0.1)
+                    if item is None and live.ended:
+                        return
+                if item is None:
+                    return
+                index, seconds, frame = item
+                cut = self.cuts(frame)
+                yield index, seconds, frame, cut, self.tracker(frame, redetect=cut)
+
+        frames = prefetch(found(), depth=1)
         try:
             with OrderedWorker(depth=1, name="live-finish") as behind:
-                while stop is None or not stop():
-                    item = live.latest(timeout=0.25)
-                    if item is None:
-                        if live.ended:
-                            break
-                        continue
-                    index, seconds, frame = item
+                for index, seconds, frame, cut, face in frames:
+                    taken.release()
+                    if ended():
+                        break
                     recon = _frame(
-                        self.reconstructor, self.track, self.cuts, frame, seconds, self.tracker, True
+                        self.reconstructor,
+                        self.track,
+                        self.cuts,
+                        frame,
+                        seconds,
+                        later=True,
+                        found=(cut, face),
                     )
                     behind.submit(self._finish, index, seconds, frame, recon, self.track.number, on_frame)
         finally:
+            ending.set()  # before closing the finder's thread: it stops at its next look
+            frames.close()
             self._wanted = None
             self._finish_recording()
         seconds = time.perf_counter() - started
