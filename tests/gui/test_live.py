@@ -46,7 +46,11 @@ def test_live_source_follows_the_face_with_the_controls_records_and_stops(qtbot,
             shown, key = live.shown, window.face.key
             qtbot.waitUntil(lambda: live.shown >= shown + 3, timeout=60_000)
             qtbot.waitUntil(  # a later live frame, rendered with the override
-                lambda: window._last_frame.face_key > key and window._last_frame.state.expression is not None,
+                lambda: (
+                    (last := getattr(window, "_last_frame", None)) is not None
+                    and last.face_key > key
+                    and last.state.expression is not None
+                ),
                 timeout=30_000,
             )
         assert window._last_frame.state.expression[jaw] == pytest.approx(0.9)
