@@ -63,8 +63,8 @@ def test_live_source_follows_the_face_with_the_controls_records_and_stops(qtbot,
     # stopped half-way: the source had more to play
     assert stats["read"] < 12 * 15
     # the slow consumer's frames were dropped, not queued: every frame read was processed, dropped,
-    # or the newest one waiting when it stopped
-    assert 0 <= stats["read"] - stats["frames"] - stats["dropped"] <= 1
+    # or in hand when it stopped (the newest in the source, the one whose face was found next)
+    assert 0 <= stats["read"] - stats["frames"] - stats["dropped"] <= 2
     assert stats["faces"] >= 5 and live.shown >= 5
     assert live.slot.put_count == live.shown + live.slot.replaced + (live.slot.take() is not None)
     # the recording: the CLI's animation outputs, one CSV row per recorded frame
