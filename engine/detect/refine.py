@@ -115,10 +115,10 @@ class Stage:
         import torch
 
         transposed = self.__dict__.get("_transposed")
-        if transposed is None:
-            transposed = self.__dict__["_transposed"] = torch.from_numpy(
-                np.ascontiguousarray(self.weights.T, np.float32)
-            )
+        if transposed is None:  # stored transposed from now on (weights stays a view of it: no copy)
+            rows = np.ascontiguousarray(self.weights.T, np.float32)
+            self.weights = rows.T
+            transposed = self.__dict__["_transposed"] = torch.from_numpy(rows)
         return torch.mv(transposed, torch.from_numpy(np.asarray(x, np.float32))).numpy()
 
 
