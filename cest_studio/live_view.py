@@ -154,7 +154,7 @@ class LiveController(QObject):
         self.record_action.setEnabled(True)
         self.record_action.setChecked(bool(record_to))
         self.stop_action.setEnabled(True)
-        w.statusBar().showMessage(f"Live: opening {spec}…")
+        w.statusBar().showMessage(f"Live: opening {_short(spec)}…")
         slot = self.slot
         w.worker.submit(
             f"live {_short(spec)}",
@@ -213,6 +213,7 @@ class LiveController(QObject):
         now = time.perf_counter()
         if first:
             self._rate = (now, 0)
+            w.statusBar().showMessage(f"Live: {face.source[5:]} · following the face")
         elif now - self._rate[0] > 1.0:  # the rate over the last second or so
             fps = (self.shown - self._rate[1]) / (now - self._rate[0])
             self._rate = (now, self.shown)
