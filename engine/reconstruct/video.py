@@ -137,9 +137,12 @@ def reconstruct_video(
         raise
     folder = place_result(stage, out_dir, stats)
     stats["folder"] = str(folder)
-    if not preview and folder == out_dir:  # a previous run's preview no longer matches these frames
-        (out_dir / "reconstruction.mp4").unlink(missing_ok=True)
-        remove_leftovers(out_dir / "reconstruction.mp4")
+    if folder == out_dir:  # a previous run's optional files no longer match these frames
+        stale = [] if preview else ["reconstruction.mp4"]
+        stale += [] if animation else ["animation.glb", "blendshapes.csv"]
+        for name in stale:
+            (out_dir / name).unlink(missing_ok=True)
+            remove_leftovers(out_dir / name)
     if stats["interrupted"] and stop is None:
         raise KeyboardInterrupt
     return stats
