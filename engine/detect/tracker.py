@@ -11,7 +11,7 @@ from engine.detect.base import Face
 
 
 class FaceTracker:
-    def __init__(self, detector):
+    def __init__(self, detector) -> None:
         self.detector = detector
         self.face: Face | None = None
         self.detections = self.tracked = 0  # how many frames took each path

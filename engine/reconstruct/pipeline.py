@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
 _END = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 3) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 3) -> Generator[T, None, None]:
     """``items`` produced on a thread, at most ``depth`` ahead of the consumer; the producer's
     exception is raised in the consumer where the item would have been. Closing the generator
     (``break``, an exception) stops the producer."""

@@ -115,8 +115,10 @@ def reconstruct_video(
 ) -> dict:
     """Write frames.jsonl, face.obj (the last person), summary.json, with ``preview``
     reconstruction.mp4 (input | reconstruction), with ``meshes`` one PLY per frame and with
-    ``animation`` animation.glb and blendshapes.csv (engine/reconstruct/animation.py). ``progress(done, total)`` and ``stop()`` let
-    a caller (the app) follow and cancel. Returns a summary dict (``folder``: where it was written).
+    ``animation`` animation.glb and blendshapes.csv (engine/reconstruct/animation.py).
+    ``progress(done, total)`` and ``stop()`` let a caller (the app) follow and cancel; both are
+    called from the thread that finishes the frames too. Returns a summary dict (``folder``: where
+    it was written).
 
     Everything is written into a hidden folder beside ``out_dir`` and moved in when complete, so a
     previous result stays whole until the new one is; an interrupted re-run keeps its frames in
