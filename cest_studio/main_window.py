@@ -4,7 +4,8 @@ It wires widgets to the worker threads: widget -> job or preview request -> engi
 signal -> widgets. It never calls the engine itself. Its parts, one idea each: the actions and
 menus (menus.py, tables), the file dialogs (file_dialogs.py), the model selector
 (window_models.py), the 2D and 3D views (window_preview.py), the video and its timeline
-(window_video.py, state in the Qt-free video_session.py) and the exports (window_export.py).
+(window_video.py, state in the Qt-free video_session.py), the exports (window_export.py) and
+the live camera (live_view.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cest_studio import file_dialogs, menus, tasks
 from cest_studio.animation_export import AnimationExport
 from cest_studio.export_dialog import ExportDialog
 from cest_studio.file_dialogs import is_video_path
+from cest_studio.live_view import LiveController
 from cest_studio.reconstruct_tab import ReconstructTab
 from cest_studio.tasks import FaceResult, SecondFace
 from cest_studio.train_tab import TrainTab
@@ -115,6 +117,7 @@ class MainWindow(ModelsMixin, PreviewMixin, VideoMixin, ExportMixin, QMainWindow
         menus.build_actions(self)
         self.recent_menu = menus.build_menus(self)
         self.model_combo = menus.build_toolbar(self)
+        self.live = LiveController(self)  # File > Live camera or stream… (cest_studio/live_view.py)
         self._connect()
         self._restore()
         app = QApplication.instance()
@@ -170,6 +173,7 @@ class MainWindow(ModelsMixin, PreviewMixin, VideoMixin, ExportMixin, QMainWindow
         path = str(Path(path).expanduser().absolute())
         self._reset_view_next = True
         self.message.hide()
+        self.live.stop()
         self.worker.cancel("face")
         self.worker.cancel("frame")
         self._stop_video_process()

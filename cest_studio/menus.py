@@ -21,11 +21,31 @@ class ActionSpec:
     shortcut: str | QKeySequence.StandardKey | None = None
     tip: str = ""
     enabled: bool = True
+    checkable: bool = False
 
 
 ACTIONS = (
     ActionSpec(
         "open_action", "&Open…", "open_dialog", QKeySequence.StandardKey.Open, "Open a photo or a video"
+    ),
+    ActionSpec(
+        "live_action",
+        "&Live camera or stream…",
+        "live.dialog",
+        "Ctrl+L",
+        "Reconstruct a camera, a stream URL or a video played live",
+    ),
+    ActionSpec(
+        "record_live_action",
+        "&Record live…",
+        "live.toggle_recording",
+        "Ctrl+R",
+        "Record the live face as an animation",
+        enabled=False,
+        checkable=True,
+    ),
+    ActionSpec(
+        "stop_live_action", "S&top live", "live.stop", "Ctrl+Shift+L", "Stop the live camera", enabled=False
     ),
     ActionSpec(
         "open_second_action",
@@ -67,6 +87,10 @@ MENUS = (  # (title, the actions in order; None is a separator)
         (
             "open_action",
             RECENT,
+            "live_action",
+            "record_live_action",
+            "stop_live_action",
+            None,
             "open_second_action",
             None,
             "export_action",
@@ -92,6 +116,7 @@ def build_actions(window: QMainWindow, specs=ACTIONS) -> None:
         if spec.tip:
             action.setStatusTip(spec.tip)
         action.triggered.connect(lambda _checked=False, slot=spec.slot: attrgetter(slot)(window)())
+        action.setCheckable(spec.checkable)
         action.setEnabled(spec.enabled)
         window.addAction(action)
         setattr(window, spec.name, action)

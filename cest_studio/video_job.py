@@ -107,6 +107,7 @@ def run(
             progress=progress,
             stop=stop.is_set,
             on_frame=on_frame,
+            preview=True,
         )
     except BaseException as exc:  # noqa: BLE001 - the app shows one line, never a traceback
         if isinstance(exc, KeyboardInterrupt):

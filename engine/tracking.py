@@ -6,7 +6,8 @@ Both users of a video follow faces with this one tracker: reconstruction
 
 - when no face is found in a frame,
 - at a shot cut, when the caller gives ``cuts`` (a callable seeing every frame, such as
-  engine.reconstruct.shots.CutDetector),
+  engine.reconstruct.shots.CutDetector), or tells :meth:`CropTracker.step` of a cut it found
+  itself (video reconstruction finds cuts on its decoding thread, ahead of the tracker),
 - when the 68 landmarks jump by more than ``landmark_jump`` x the face's size between
   consecutive frames with a face (another shot or person, seen in the landmarks alone),
 - when the caller says so (:meth:`CropTracker.restart`: e.g. the shape is another person's).
@@ -53,10 +54,17 @@ class CropTracker:
         self._previous: np.ndarray | None = None  # landmarks of the track's last frame
 
     def step(
-        self, frame: np.ndarray, faces: Sequence[Any], seconds: float | None = None
+        self,
+        frame: np.ndarray,
+        faces: Sequence[Any],
+        seconds: float | None = None,
+        cut: bool | None = None,
     ) -> TrackedFace | None:
-        """Follow the first of ``faces`` (a detector's answer for ``frame``); None without a face."""
-        cut = self.cuts(frame) if self.cuts is not None else False  # the cut detector sees every frame
+        """Follow the first of ``faces`` (a detector's answer for ``frame``); None without a face.
+        ``cut``: whether a new shot starts at ``frame``, when the caller knows (``cuts`` is not
+        asked then)."""
+        if cut is None:
+            cut = self.cuts(frame) if self.cuts is not None else False  # the cut detector sees every frame
         if not faces:
             self._previous = None
             return None

@@ -156,13 +156,23 @@ class Reconstructor:
         return recons if all_faces else recons[0]
 
     def reconstruct_face(
-        self, image: np.ndarray, face: Face, source: str = "", crop_box: CropBox | None = None
+        self,
+        image: np.ndarray,
+        face: Face,
+        source: str = "",
+        crop_box: CropBox | None = None,
+        later_detail: bool = False,
     ) -> Reconstruction:
+        """``later_detail``: leave the photo's fine detail out of the albedo for :meth:`add_detail`
+        to put in (a video does it on another thread, while the next frame is estimated)."""
         box = crop_box or crop_params_from_landmarks(face.landmarks)
         crop = crop_image(image, box, CROP_SIZE)
         lm = torch.as_tensor(self._fit_points(face, box), dtype=torch.float32)[None]
-        params, extras = self.estimate_with_extras(image_tensor(crop), lm)
+        later = later_detail and self.method == "cest" and self.detail
+        params, extras = self.estimate_with_extras(image_tensor(crop), lm, detail=not later)
         extras = {k: v.cpu() for k, v in extras.items()}
+        if later:
+            extras["detail_pending"] = torch.ones(())
         return Reconstruction(image, face, box, crop, params.to("cpu"), self.method, source, extras)
 
     def _fit_points(self, face: Face, box: CropBox) -> np.ndarray:
@@ -172,20 +182,32 @@ class Reconstructor:
             points = np.concatenate([points, face.mesh[:, :2]])
         return image_to_crop(points, box, CROP_SIZE)
 
+    @torch.no_grad()
+    def add_detail(self, recon: Reconstruction) -> Reconstruction:
+        """Put in the fine detail ``reconstruct_face(later_detail=True)`` left out (in place)."""
+        if recon.extras.pop("detail_pending", None) is not None:
+            crops = recon.crop_tensor().to(self.device)
+            params, visibility = add_image_detail(
+                recon.params.to(self.device), crops, self.model, TEXTURE_SIZE
+            )
+            recon.params, recon.extras["visibility"] = params.to("cpu"), visibility.cpu()
+        return recon
+
     def estimate(self, crops: torch.Tensor, landmarks_px: torch.Tensor) -> FaceParams:
         """(B, 3, CROP_SIZE, CROP_SIZE) crops and (B, 68, 2) crop-pixel landmarks (or 68 + 468 with the
         Face Mesh points) -> FaceParams."""
         return self.estimate_with_extras(crops, landmarks_px)[0]
 
     @torch.no_grad()
-    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor):
-        """FaceParams and a dict of by-products (the fit's texture ``visibility``)."""
+    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor, detail: bool = True):
+        """FaceParams and a dict of by-products (the fit's texture ``visibility``); ``detail``
+        False leaves the photo's detail out of the CEST albedo whatever ``self.detail`` says."""
         crops = crops.to(self.device)
         if self.method == "cest":
             size = self.network.config.image_size
             landmarks = pixels_to_ndc(landmarks_px.to(self.device), crops.shape[-1])
             params = self.network(F.interpolate(crops, size=(size, size), mode="area"), landmarks)
-            if not self.detail:
+            if not (self.detail and detail):
                 return params, {}
             params, visibility = add_image_detail(params, crops, self.model, TEXTURE_SIZE)
             return params, {"visibility": visibility}

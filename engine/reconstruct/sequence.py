@@ -65,7 +65,8 @@ class FrameRecorder:
     :func:`engine.reconstruct.video.reconstruct_video`.
 
     Each call carries its frame's index and reconstruction, after the video pipeline has refined
-    the parameters (track consensus, smoothing), so nothing depends on the order of calls.
+    the parameters (track consensus, smoothing, texture detail) on its threads, so nothing depends
+    on the order of calls.
     """
 
     def __init__(self, max_frames: int = 5000):

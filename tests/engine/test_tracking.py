@@ -45,6 +45,16 @@ def test_the_cut_detector_sees_every_frame_even_without_a_face():
     assert len(seen) == 3
 
 
+def test_a_cut_the_caller_found_ends_the_track_without_asking_cuts():
+    asked = []
+    tracker = CropTracker(cuts=lambda frame: asked.append(frame) or False)
+    tracker.step(FRAME, [_face()], 0.0, cut=False)
+    assert not tracker.step(FRAME, [_face(4)], 0.04, cut=False).new_track
+    cut = tracker.step(FRAME, [_face(8)], 0.08, cut=True)
+    assert cut.new_track and cut.box == crop_params_from_landmarks(_face(8).landmarks)
+    assert asked == []
+
+
 def test_a_landmark_jump_ends_the_track_only_when_asked():
     face = _face().landmarks
     assert not landmarks_jumped(face, face + 1.0, 0.2) and landmarks_jumped(face, face + 30.0, 0.2)
