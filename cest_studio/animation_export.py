@@ -26,9 +26,9 @@ class AnimationExport(QObject):
         video = self.window._video
         if not video:
             return "open and reconstruct a video first (animation needs a video)"
-        if not video.get("done"):
+        if not video.done:
             return "the video is still being reconstructed: export the animation when it has finished"
-        if not self.window._video_frames:
+        if not video.saved:
             return "no frame of the video has a face"
         return None
 
@@ -38,7 +38,7 @@ class AnimationExport(QObject):
             self.window.show_error(why)
             return
         video = self.window._video
-        start = str(Path(self.window._last_folder()) / f"{Path(video['path']).stem}_animation")
+        start = str(Path(self.window._last_folder()) / f"{Path(video.path).stem}_animation")
         folder = QFileDialog.getExistingDirectory(self.window, "Export the animation into", start)
         if folder:
             self.export_to(folder)
@@ -54,10 +54,10 @@ class AnimationExport(QObject):
         window.worker.submit(
             "export the animation",
             window.session.export_animation,
-            video["out_dir"],
-            dict(window._video_frames),
-            video.get("fps", 25.0),
-            video.get("size") or (0, 0),
+            video.out_dir,
+            dict(video.saved),
+            video.fps,
+            video.size or (0, 0),
             folder,
             tag="export",
             on_done=self._done,

@@ -1,70 +1,49 @@
 """The main window: menus, toolbar (model selector), the two tabs, the message bar and status bar.
 
 It wires widgets to the worker threads: widget -> job or preview request -> engine -> result
-signal -> widgets. It never calls the engine itself.
+signal -> widgets. It never calls the engine itself. Its parts, one idea each: the actions and
+menus (menus.py, tables), the file dialogs (file_dialogs.py), the model selector
+(window_models.py), the 2D and 3D views (window_preview.py), the video and its timeline
+(window_video.py, state in the Qt-free video_session.py), the exports (window_export.py) and
+the live camera (live_view.py).
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
-import tempfile
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QSettings, QTimer, Signal
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from cest_studio import tasks
+from cest_studio import file_dialogs, menus, tasks
 from cest_studio.animation_export import AnimationExport
-from cest_studio.export_dialog import ExportDialog, export_folder
+from cest_studio.export_dialog import ExportDialog
+from cest_studio.file_dialogs import is_video_path
+from cest_studio.live_view import LiveController
 from cest_studio.reconstruct_tab import ReconstructTab
-from cest_studio.tasks import FaceResult, ModelSpec, SecondFace
+from cest_studio.tasks import FaceResult, SecondFace
 from cest_studio.train_tab import TrainTab
-from cest_studio.video_job import frame_path
+from cest_studio.video_session import VideoSession
 from cest_studio.widgets import MessageBar, timed
-from cest_studio.worker import (
-    EngineWorker,
-    Preloader,
-    PreviewWorker,
-    VideoProcess,
-    freeze_heap,
-    tune_interpreter,
-)
+from cest_studio.window_export import ExportMixin
+from cest_studio.window_models import ModelsMixin
+from cest_studio.window_preview import PreviewMixin
+from cest_studio.window_video import VideoMixin, short_paths
+from cest_studio.worker import EngineWorker, Preloader, PreviewWorker, tune_interpreter
 
-log = logging.getLogger("cest_studio")
-
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp *.gif)"
-VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v *.mpg *.mpeg)"
 MAX_RECENT = 10
 
 
-def is_video_path(path: str | Path) -> bool:
-    from engine.io.formats import VIDEO_SUFFIXES  # the engine's one list (constants: no engine load)
-
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def short_paths(message: str, path: str) -> str:
-    """The engine's messages name the whole path (twice, at times): the file's name is enough here."""
-    name = Path(path).name
-    text = message.replace(f"'{path}'", f"'{name}'").replace(str(path), name)
-    return text
-
-
-class MainWindow(QMainWindow):
+class MainWindow(ModelsMixin, PreviewMixin, VideoMixin, ExportMixin, QMainWindow):
     """CEST Studio's window. Signals let tests (and the app) follow what happens."""
 
     model_loaded = Signal(object)  # tasks.ModelInfo
@@ -103,11 +82,7 @@ class MainWindow(QMainWindow):
         self._model_override = model
         self._pending_frame = None
         self._topology = None
-        self._video: dict | None = None
-        self._video_frames: dict[int, str] = {}  # frame index -> its saved reconstruction (.npz)
-        self._frame_cache: dict[int, FaceResult] = {}
-        self._frame_wanted: int | None = None
-        self._frame_loading = False
+        self._video: VideoSession | None = None
         self._video_dirs: list[str] = []
         self._apply_second_light = False
         self._reset_view_next = True
@@ -138,8 +113,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.busy_label)
         self.statusBar().addPermanentWidget(self.busy_bar)
 
-        self._build_actions()
-        self._build_menus_and_toolbar()
+        self.animation = AnimationExport(self)
+        menus.build_actions(self)
+        self.recent_menu = menus.build_menus(self)
+        self.model_combo = menus.build_toolbar(self)
+        self.live = LiveController(self)  # File > Live camera or stream… (cest_studio/live_view.py)
         self._connect()
         self._restore()
         app = QApplication.instance()
@@ -149,85 +127,6 @@ class MainWindow(QMainWindow):
         self.preloader.load("pyvistaqt")
         self.load_model(self.model_combo.currentData() or "fit", reopen=False)
         self.worker.submit("load the face detector", self.session.warm_up, tag="model")
-
-    # ------------------------------------------------------------------------ building
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-        action.triggered.connect(slot)
-        self.addAction(action)
-        return action
-
-    def _build_actions(self) -> None:
-        self.open_action = self._action(
-            "&Open…", self.open_dialog, QKeySequence.StandardKey.Open, "Open a photo or a video"
-        )
-        self.open_second_action = self._action(
-            "Open &second face…",
-            self.open_second_dialog,
-            "Ctrl+Shift+O",
-            "A second photo whose reflectance or light can be borrowed",
-        )
-        self.export_action = self._action(
-            "&Export…", self.export_dialog, "Ctrl+E", "Export meshes (OBJ, PLY, GLB), maps and a screenshot"
-        )
-        self.animation = AnimationExport(self)
-        self.export_animation_action = self._action(
-            "Export &animation…",
-            self.animation.dialog,
-            "Ctrl+Shift+E",
-            "A reconstructed video as an animated, textured head (animation.glb) and ARKit curves (blendshapes.csv)",
-        )
-        self.screenshot_action = self._action(
-            "Save 3D view &screenshot…", self.screenshot_dialog, "Ctrl+Shift+S"
-        )
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        self.reset_view_action = self._action("&Reset view", self.reset_view, "R", "Reset the 3D view")
-        self.reset_pose_action = self._action(
-            "Reset &pose", lambda: self.tab.controls.reset_pose(), "Shift+R"
-        )
-        self.cancel_action = self._action("&Cancel video reconstruction", self.cancel_video, "Esc")
-        self.export_action.setEnabled(False)
-        self.screenshot_action.setEnabled(False)
-
-    def _build_menus_and_toolbar(self) -> None:
-        menu = self.menuBar().addMenu("&File")
-        menu.addAction(self.open_action)
-        self.recent_menu = menu.addMenu("Open &recent")
-        menu.addAction(self.open_second_action)
-        menu.addSeparator()
-        menu.addAction(self.export_action)
-        menu.addAction(self.export_animation_action)
-        menu.addAction(self.screenshot_action)
-        menu.addSeparator()
-        menu.addAction(self.quit_action)
-        view = self.menuBar().addMenu("&View")
-        view.addAction(self.reset_view_action)
-        view.addAction(self.reset_pose_action)
-        view.addAction(self.cancel_action)
-        model_menu = self.menuBar().addMenu("&Model")
-        model_menu.addAction(self._action("Add a model file…", self.add_model_dialog))
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._action("About CEST Studio", self.about))
-
-        toolbar = QToolBar("Main")
-        toolbar.setObjectName("main-toolbar")
-        toolbar.setMovable(False)
-        toolbar.addAction(self.open_action)
-        toolbar.addAction(self.export_action)
-        toolbar.addAction(self.reset_view_action)
-        toolbar.addSeparator()
-        toolbar.addWidget(QLabel(" Model: "))
-        self.model_combo = QComboBox()
-        self.model_combo.setMinimumWidth(240)
-        self.model_combo.setToolTip("Which model reconstructs the faces; switching re-runs the current face")
-        toolbar.addWidget(self.model_combo)
-        self.addToolBar(toolbar)
 
     def _connect(self) -> None:
         self.worker.busy_changed.connect(self._busy)
@@ -259,103 +158,13 @@ class MainWindow(QMainWindow):
         self.refresh_models(override or self.settings.value("model/current"))
         self._rebuild_recent()
 
-    # ------------------------------------------------------------------------ models
-
-    def trained_models(self) -> list[str]:
-        value = self.settings.value("models/trained", []) or []
-        return [str(v) for v in (value if isinstance(value, list) else [value])]
-
-    def refresh_models(self, select: str | None = None) -> None:
-        specs = tasks.available_models(self.trained_models())
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for spec in specs:
-            self.model_combo.addItem(spec.label, spec.key)
-            self.model_combo.setItemData(
-                self.model_combo.count() - 1, spec.weights or "landmark fit", Qt.ItemDataRole.ToolTipRole
-            )
-        keys = [s.key for s in specs]
-        if select not in keys:  # None, "cest" or a model that is gone: the first CEST model, else the fit
-            select = next((s.key for s in specs if s.kind == "cest"), "fit") if select != "fit" else "fit"
-        self.model_combo.setCurrentIndex(keys.index(select))
-        self.model_combo.blockSignals(False)
-        self.train_tab.set_models(specs)
-
-    def _model_chosen(self, index: int) -> None:
-        key = self.model_combo.itemData(index)
-        if self.model_info is not None and key == self.model_info.spec.key:
-            return
-        self.load_model(key, reopen=True)
-
-    def load_model(self, key: str, reopen: bool = True) -> None:
-        spec = ModelSpec.from_key(key, self.model_combo.currentText())
-        self.statusBar().showMessage(f"Loading {spec.label or key}…")
-        self.worker.submit(
-            f"load {spec.label or key}",
-            self.session.load_model,
-            spec,
-            tag="model",
-            on_done=lambda info: self._model_loaded(info, reopen),
-            on_error=lambda msg: self._model_failed(spec, msg),
-        )
-
-    @timed
-    def _model_loaded(self, info, reopen: bool) -> None:
-        freeze_heap()  # torch and the engine are imported now
-        self.model_info = info
-        self.settings.setValue("model/current", info.spec.key)
-        index = self.model_combo.findData(info.spec.key)
-        if index >= 0:
-            self.model_combo.setCurrentIndex(index)
-        self.statusBar().showMessage(f"Model: {info.description} (loaded in {info.seconds:.1f} s)", 6000)
-        if info.presets and not self.tab.controls.has_presets():
-            self.tab.controls.set_presets(info.presets)
-        self.model_loaded.emit(info)
-        if reopen and self.source:
-            self.open_path(self.source, remember=False)
-
-    def _model_failed(self, spec: ModelSpec, message: str) -> None:
-        self.show_error(f"cannot load the model {spec.label or spec.key}: {message}")
-        if self.model_info is None and spec.kind != "fit":
-            self.load_model("fit", reopen=True)
-            self.refresh_models("fit")
-        elif self.model_info is not None:
-            index = self.model_combo.findData(self.model_info.spec.key)
-            self.model_combo.setCurrentIndex(max(0, index))
-
-    def add_trained_model(self, weights: str, label: str = "") -> None:
-        models = self.trained_models()
-        if weights not in models:
-            models.append(weights)
-            self.settings.setValue("models/trained", models)
-        current = self.model_combo.currentData()
-        self.refresh_models(current)
-        self.statusBar().showMessage(f"New model available: {label or weights}", 8000)
-
-    def add_model_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "CEST weights", self._last_folder(), "CEST weights (*.safetensors)"
-        )
-        if path:
-            self.add_trained_model(path, Path(path).name)
-            index = self.model_combo.findData(f"cest:{path}")
-            if index >= 0:
-                self.model_combo.setCurrentIndex(index)
-                self._model_chosen(index)
-
     # ------------------------------------------------------------------------ opening
 
     def _last_folder(self) -> str:
         return str(self.settings.value("files/last_folder", str(Path.home())))
 
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open a photo or a video",
-            self._last_folder(),
-            f"Photos and videos ({IMAGE_FILTER[8:-1]} {VIDEO_FILTER[8:-1]});;{IMAGE_FILTER};;{VIDEO_FILTER};;"
-            "All files (*)",
-        )
+        path = file_dialogs.open_media(self, self._last_folder())
         if path:
             self.open_path(path)
 
@@ -364,6 +173,7 @@ class MainWindow(QMainWindow):
         path = str(Path(path).expanduser().absolute())
         self._reset_view_next = True
         self.message.hide()
+        self.live.stop()
         self.worker.cancel("face")
         self.worker.cancel("frame")
         self._stop_video_process()
@@ -395,7 +205,7 @@ class MainWindow(QMainWindow):
         self.source = path
         if remember:
             self._remember_file(path)
-        self._video, self._video_frames = None, {}
+        self._video = None
         self.tab.timeline.set_active(False)
         self.statusBar().showMessage(
             f"{Path(path).name}: reconstructed by {self._method_name(face.method)} in {face.seconds:.2f} s",
@@ -450,12 +260,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------ second face
 
     def open_second_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Second face (its reflectance or light)",
-            self._last_folder(),
-            f"{IMAGE_FILTER};;All files (*)",
-        )
+        path = file_dialogs.open_second_face(self, self._last_folder())
         if path:
             self.open_second(path)
 
@@ -495,402 +300,9 @@ class MainWindow(QMainWindow):
             self.request_preview()
         self.second_face_ready.emit(second)
 
-    # ------------------------------------------------------------------------ preview
-
-    def request_preview(self, _state=None) -> None:
-        if self.face is not None:
-            self.preview.request(self.face, self.second, self.tab.controls.state())
-
-    @timed
-    def _frame_ready(self, frame) -> None:
-        """Keep only the newest frame; show it when the event loop is free (drops stale ones)."""
-        scheduled = self._pending_frame is not None
-        if (
-            self._pending_frame is not None
-            and self._pending_frame.new_face
-            and not frame.new_face
-            and self._pending_frame.face_key == frame.face_key
-        ):
-            frame.new_face, frame.faces, frame.uvs = True, self._pending_frame.faces, self._pending_frame.uvs
-        if self._pending_frame is not None and self._pending_frame.pose_changed:
-            frame.pose_changed = True
-        self._pending_frame = frame
-        if not scheduled:
-            QTimer.singleShot(0, self._show_frame)
-
-    @timed
-    def _show_frame(self) -> None:
-        frame, self._pending_frame = self._pending_frame, None
-        if frame is None or self.face is None or frame.face_key != self.face.key:
-            return
-        start = time.perf_counter()
-        self.tab.render_view.set_image(frame.image, caption=f"{frame.state.view}")
-        if frame.new_face:
-            self._topology = (frame.faces, frame.uvs)
-        viewport = self.tab.viewport
-        if viewport.is_ready and self._topology is not None:
-            if frame.new_face or not viewport.has_mesh:
-                viewport.show_face(
-                    frame.vertices, *self._topology, frame.texture, reset=self._reset_view_next
-                )
-                self._reset_view_next = False
-            else:
-                viewport.update_face(frame.texture, frame.vertices if frame.pose_changed else None)
-        self._last_frame = frame
-        self.show_times.append((time.perf_counter() - start) * 1000)
-        del self.show_times[:-500]
-        self.latencies.append((time.perf_counter() - frame.requested_at) * 1000)
-        del self.latencies[:-500]
-        self.preview_shown.emit(frame)
-
-    def preview_settled(self) -> bool:
-        """Whether the window shows the current face with the controls' current state."""
-        last = getattr(self, "_last_frame", None)
-        return (
-            self.face is not None
-            and last is not None
-            and self._pending_frame is None
-            and last.face_key == self.face.key
-            and last.state == self.tab.controls.state()
-        )
-
-    @timed
-    def _preloaded(self, module: str, error: str) -> None:
-        if module != "pyvistaqt":
-            return
-        viewport = self.tab.viewport
-        if error:
-            viewport.error = f"3D view unavailable ({error})"
-            self.statusBar().showMessage(viewport.error, 10000)
-            return
-        self._vtk_loaded = True
-        self._create_viewport()
-
-    def _create_viewport(self) -> None:
-        """Build the 3D view once VTK is imported and the window is on screen (an OpenGL widget that
-        never showed cannot be torn down cleanly)."""
-        viewport = self.tab.viewport
-        if not self._vtk_loaded or viewport.plotter is not None or not self.isVisible():
-            return
-        if viewport.create():
-            viewport.plotter.setAcceptDrops(False)  # drops go to the window, not to pyvista's loader
-        else:
-            self.statusBar().showMessage(viewport.error or "3D view unavailable", 10000)
-
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         QTimer.singleShot(0, self._create_viewport)
-
-    @timed
-    def _viewport_ready(self) -> None:
-        freeze_heap()  # VTK and pyvista are imported now
-        last = getattr(self, "_last_frame", None)
-        if (
-            last is not None
-            and self._topology is not None
-            and self.face is not None
-            and last.face_key == self.face.key
-        ):
-            self.tab.viewport.show_face(last.vertices, *self._topology, last.texture)
-
-    def reset_view(self) -> None:
-        self.tab.viewport.reset_view()
-
-    # ------------------------------------------------------------------------ video
-
-    def open_video(self, path: str, remember: bool = True) -> None:
-        """Reconstruct every frame in a child process; show the first face as soon as it is ready."""
-        self._stop_video_process()
-        folder = tempfile.mkdtemp(prefix="cest-video-")
-        self._video_dirs.append(folder)
-        spec = (
-            self.model_info.spec
-            if self.model_info
-            else ModelSpec.from_key(self.model_combo.currentData() or "fit")
-        )
-        process = VideoProcess(self)
-        video = {
-            "path": path,
-            "frames": 0,
-            "fps": 25.0,
-            "done": False,
-            "out_dir": folder,
-            "shown": False,
-            "process": process,
-            "ended": False,
-            "remember": remember,
-        }
-        self._video, self._video_frames, self._frame_cache = video, {}, {}
-        self._frame_wanted, self._frame_loading = None, False
-        process.message.connect(lambda message: self._video_message(video, message))
-        process.output.connect(lambda text: log.debug("video job: %s", text.rstrip()))
-        process.finished.connect(lambda code, how: self._video_process_finished(video, code, how))
-        args = [
-            path,
-            folder,
-            "--method",
-            spec.kind,
-            "--device",
-            self.session.device,
-            "--detector",
-            self.session.detector,
-        ]
-        if spec.weights:
-            args += ["--weights", spec.weights]
-        if self.session.threads:
-            args += ["--threads", str(self.session.threads)]
-        self.tab.timeline.start(0, 25.0)
-        self.tab.timeline.frame_label.setText("starting…")
-        self.statusBar().showMessage(f"Reconstructing every frame of {Path(path).name} in the background…")
-        process.start("cest_studio.video_job", args)
-
-    def _stop_video_process(self) -> None:
-        if self._video and self._video["process"].running():
-            self._video["process"].stop(grace_ms=4000)
-
-    @timed
-    def _video_message(self, video: dict, message: dict) -> None:
-        if video is not self._video:
-            return
-        if "info" in message:
-            info = message["info"]
-            video.update(
-                frames=int(info.get("frames") or 0),
-                fps=float(info.get("fps") or 25.0),
-                size=(int(info.get("width") or 0), int(info.get("height") or 0)),
-            )
-            self.source = video["path"]
-            self.tab.timeline.start(video["frames"], video["fps"])
-            if video["remember"]:
-                self._remember_file(video["path"])
-        elif "frame" in message:
-            index = int(message["frame"])
-            self._video_frames[index] = str(frame_path(video["out_dir"], index))
-            if not video["shown"]:
-                video["shown"] = True
-                self.tab.timeline.set_frame(index)
-                self._request_frame(index)
-        elif "progress" in message:
-            done, total = message["progress"]
-            self.tab.timeline.set_progress(int(done), int(total or 0))
-        elif "done" in message:
-            video["ended"] = True
-            self._video_done(video, message["done"])
-        elif "error" in message:
-            video["ended"] = True
-            self._video_ended(video)
-            self.show_error(short_paths(str(message["error"]), video["path"]))
-
-    def _video_process_finished(self, video: dict, code: int, how: str) -> None:
-        if video is not self._video or video["ended"]:
-            return
-        video["ended"] = True
-        self._video_ended(video)
-        if how == "stopped":
-            self.statusBar().showMessage("Video reconstruction stopped", 8000)
-        else:
-            self.show_error(
-                f"the video reconstruction {how} (exit code {code}); "
-                f"{len(self._video_frames)} frames were kept"
-            )
-
-    def _video_ended(self, video: dict) -> None:
-        """The timeline keeps the frames made; with none it is the greyed bar of "no video"."""
-        if self._video_frames:
-            self.tab.timeline.finish(len(self._video_frames))
-        else:
-            self.tab.timeline.set_active(False)
-
-    @timed
-    def _video_done(self, video: dict, summary: dict) -> None:
-        video["done"] = True
-        video["summary"] = summary
-        self.tab.timeline.finish(summary.get("frames", 0))
-        state = "cancelled after" if summary.get("interrupted") else "done:"
-        self.statusBar().showMessage(
-            f"Video {state} {summary.get('frames', 0)} frames, {summary.get('faces', 0)} with a face "
-            f"({summary.get('fps', 0):.2f} frames/s reconstructed)",
-            10000,
-        )
-        if not self._video_frames:
-            self.show_error(f"{Path(video['path']).name}: no face found in any frame")
-        elif summary.get("damaged"):
-            self.message.show_message(
-                f"{Path(video['path']).name} is damaged: {summary['damaged']}; "
-                f"{summary.get('frames', 0)} frames kept",
-                "warning",
-            )
-        self.video_finished.emit(summary)
-
-    def cancel_video(self) -> None:
-        if self._video and self._video["process"].running():
-            self._video["process"].stop(grace_ms=15000)
-            self.statusBar().showMessage("Cancelling the video reconstruction after this frame…")
-
-    @timed
-    def show_frame(self, index: int) -> None:
-        """Scrub: show the reconstruction of frame ``index`` (or the nearest earlier one with a face)."""
-        if not self._video_frames:
-            return
-        if index not in self._video_frames:
-            earlier = [i for i in self._video_frames if i <= index]
-            if not earlier:
-                self.tab.info.setText(f"frame {index + 1}: not reconstructed yet")
-                return
-            self.tab.info.setText(f"frame {index + 1}: no face; showing frame {max(earlier) + 1}")
-            index = max(earlier)
-        if (
-            self.face is not None
-            and self.face.frame == index
-            and self.source == (self._video or {}).get("path")
-        ):
-            return
-        self._request_frame(index)
-
-    def _request_frame(self, index: int) -> None:
-        """Load a reconstructed frame on the engine thread; while one loads, only the newest wish waits."""
-        self._frame_wanted = index
-        if not self._frame_loading:
-            self._load_wanted_frame()
-
-    def _load_wanted_frame(self) -> None:
-        index, self._frame_wanted = self._frame_wanted, None
-        video = self._video
-        if index is None or video is None:
-            return
-        if index in self._frame_cache:
-            self._frame_loaded(video, self._frame_cache[index])
-            return
-        self._frame_loading = True
-        self.worker.submit(
-            f"load frame {index + 1}",
-            self.session.load_frame,
-            self._video_frames[index],
-            tag="frame",
-            on_done=lambda face: self._frame_loaded(video, face),
-            on_error=lambda message: self._frame_failed(video, message),
-        )
-
-    def _frame_loaded(self, video: dict, face: FaceResult) -> None:
-        self._frame_loading = False
-        if video is self._video:
-            self._frame_cache[face.frame] = face
-            while len(self._frame_cache) > 64:
-                self._frame_cache.pop(next(iter(self._frame_cache)))
-            first = self.face is None or self.face.frame is None
-            self.set_face(face, keep_edits=not first)
-        self._load_wanted_frame()
-
-    def _frame_failed(self, video: dict, message: str) -> None:
-        self._frame_loading = False
-        if video is self._video:
-            self.show_error(f"cannot show that frame: {message}")
-        self._load_wanted_frame()
-
-    # ------------------------------------------------------------------------ export
-
-    def export_dialog(self) -> ExportDialog | None:
-        if self.face is None:
-            self.show_error("nothing to export yet: open a photo or a video first")
-            return None
-        folder = export_folder(self.settings.value("export/last_folder"), self.source)
-        dialog = ExportDialog(str(folder), video=bool(self._video_frames), parent=self)
-        dialog.accepted.connect(lambda: self.export_to(dialog.options()))
-        dialog.open()
-        return dialog
-
-    def export_to(self, options: dict) -> None:
-        """Export what the dialog asked for (the dialog's OK lands here; tests call it too)."""
-        if self.face is None:
-            self.show_error("nothing to export yet")
-            return
-        folder = options.get("folder")
-        if not folder:
-            self.show_error("choose a folder to export into")
-            return
-        try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self.show_error(f"cannot create the folder {folder}: {exc.strerror or exc}")
-            return
-        written: list[str] = []
-        if options.get("screenshot"):
-            path = Path(folder) / f"{options.get('name') or 'face'}_3d_view.png"
-            if self.save_screenshot(str(path)):
-                written.append(str(path))
-        state, second = self.tab.controls.state(), self.second
-        sequence = options.get("sequence") and self._video_frames
-        total = {"files": written}
-
-        def after_face(paths):
-            total["files"] += paths
-            if sequence:
-                frames = [self._video_frames[i] for i in sorted(self._video_frames)]
-                self.worker.submit(
-                    "export the sequence",
-                    self.session.export_sequence,
-                    frames,
-                    state,
-                    second,
-                    str(Path(folder) / "sequence"),
-                    self._video.get("fps", 25.0) if self._video else 25.0,
-                    options.get("sequence_format"),
-                    tag="export",
-                    on_progress=self._export_progress,
-                    on_done=lambda p: finish(p),
-                    on_error=self._export_failed,
-                )
-            else:
-                finish([])
-
-        def finish(paths):
-            total["files"] += paths
-            self.busy_label.setText("")
-            self.settings.setValue("export/last_folder", str(Path(folder).resolve()))
-            self.statusBar().showMessage(f"Exported {len(total['files'])} files to {folder}", 10000)
-            self.exported.emit(total["files"])
-
-        self.statusBar().showMessage(f"Exporting to {folder}…")
-        self.worker.submit(
-            "export",
-            self.session.export_face,
-            self.face,
-            state,
-            second,
-            folder,
-            options,
-            tag="export",
-            on_done=after_face,
-            on_error=self._export_failed,
-        )
-
-    def _export_progress(self, done: int, total: int) -> None:
-        self.busy_label.setText(f"exporting {done}/{total}")
-
-    def _export_failed(self, message: str) -> None:
-        self.busy_label.setText("")
-        self.show_error(f"export failed: {message}")
-
-    def screenshot_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save the 3D view", str(Path(self._last_folder()) / "view.png"), "PNG (*.png)"
-        )
-        if path:
-            if self.save_screenshot(path):
-                self.statusBar().showMessage(f"Saved {path}", 6000)
-
-    def save_screenshot(self, path: str) -> bool:
-        image = self.tab.viewport.qimage()
-        if image is None:
-            self.show_error("the 3D view is not available for a screenshot")
-            return False
-        tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-        if not image.save(str(tmp), "PNG"):
-            tmp.unlink(missing_ok=True)
-            self.show_error(f"cannot write {path}")
-            return False
-        tmp.replace(path)
-        return True
 
     # ------------------------------------------------------------------------ messages
 
@@ -937,7 +349,7 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self.train_tab.shutdown()
         if self._video:
-            self._video["process"].shutdown()
+            self._video.process.shutdown()
         self.worker.shutdown(wait_ms=60_000)  # a running job stops at its next frame; an import finishes
         self.preview.shutdown()
         self.preloader.shutdown(wait_ms=60_000)

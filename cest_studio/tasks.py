@@ -3,145 +3,35 @@
 No Qt here and no maths: each function calls the engine (``engine.reconstruct.reconstructor``, ``engine.reconstruct.editing``,
 ``engine.reconstruct.video``, ``engine.io.mesh``) and packs the answer into plain values the widgets can show.
 The engine is imported inside the functions, so that importing this module costs nothing at start-up.
+The plain values it returns live in values.py, the preview thread's editing in preview_session.py
+and the Train tab's run set-up in training_run.py (all importable from here too).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from cest_studio.preview_session import PreviewSession, to_edits
+from cest_studio.training_run import prepare_training_run
+from cest_studio.values import (
+    Context,
+    EditState,
+    FaceResult,
+    ModelInfo,
+    ModelSpec,
+    PreviewFrame,
+    SecondFace,
+)
+
 log = logging.getLogger("cest_studio")
-_keys = itertools.count(1)
 
 MESH_FORMATS = ("obj", "ply", "glb")
 DISPLAY_SIDE = 1600  # long side of the input image the window keeps for display
-
-
-# ------------------------------------------------------------------------------ plain values
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model the selector offers: the CEST networks with a weights file, or the landmark fit."""
-
-    kind: str  # "cest" or "fit"
-    weights: str | None = None
-    label: str = ""
-
-    @property
-    def key(self) -> str:
-        return "fit" if self.kind == "fit" else f"cest:{self.weights}"
-
-    @staticmethod
-    def from_key(key: str, label: str = "") -> ModelSpec:
-        if key.startswith("cest:"):
-            return ModelSpec("cest", key[5:], label)
-        return ModelSpec("fit", None, label or "Landmark fit")
-
-
-@dataclass
-class ModelInfo:
-    spec: ModelSpec
-    method: str
-    description: str
-    seconds: float
-    presets: dict = field(default_factory=dict)  # light presets as EditState fields
-
-
-@dataclass(frozen=True)
-class EditState:
-    """The controls' values, in the units a person reads (degrees, 0..1); no tensors."""
-
-    light_mode: str = "estimated"  # "estimated", "settings" or "other" (the second face's light)
-    azimuth: float = 0.0
-    elevation: float = 0.0
-    intensity: float = 0.7
-    ambient: float = 0.5
-    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    blend: float = 0.0  # 0 = own reflectance, 1 = the second face's
-    pose: tuple[float, float, float] | None = None  # pitch, yaw, roll degrees; None = estimated
-    expression: tuple[float, ...] | None = None  # every expression weight; None = estimated
-    view: str = "render"
-    composite: bool = True
-
-
-@dataclass
-class FaceResult:
-    """One reconstructed face, ready to show: the input, landmarks, crop and the (opaque) factors."""
-
-    source: str
-    image: np.ndarray  # HxWx3 uint8 for display (the input, maybe downscaled)
-    landmarks: np.ndarray  # (68, 2) in ``image`` pixels
-    crop: np.ndarray  # SxSx3 uint8
-    method: str
-    params: object  # engine.params.FaceParams, batch of one (only the worker threads touch it)
-    model: object  # engine.facemodel.FaceModel
-    renderer: object  # engine.render.Renderer
-    light: dict  # estimated light as EditState fields (azimuth, elevation, intensity, ambient, color)
-    pose: tuple[float, float, float]  # estimated pitch, yaw, roll in degrees
-    seconds: float = 0.0
-    frame: int | None = None  # video frame index
-    expression: tuple[float, ...] = ()  # estimated expression weights, in the model's order
-    expression_names: tuple[str, ...] = ()
-    # params.json's fields other than the factors (source, face box, landmarks, crop), as the CLI writes them
-    record: dict = field(default_factory=dict)
-    key: int = field(default_factory=lambda: next(_keys))
-
-
-@dataclass
-class SecondFace:
-    """The face whose reflectance, light or expression is borrowed."""
-
-    source: str
-    crop: np.ndarray
-    albedo: object  # (1, 3, T, T) tensor
-    light_tensor: object  # (1, 9, 3) tensor
-    light: dict  # as EditState fields
-    expression: tuple[float, ...] = ()  # its estimated expression weights (expression transfer)
-    key: int = field(default_factory=lambda: next(_keys))
-
-
-@dataclass
-class PreviewFrame:
-    """One computed preview: the 2D re-render, the viewport texture and vertices."""
-
-    face_key: int
-    image: np.ndarray
-    texture: np.ndarray
-    vertices: np.ndarray
-    faces: np.ndarray
-    uvs: np.ndarray
-    pose_changed: bool
-    new_face: bool
-    seconds: float
-    requested_at: float
-    state: EditState
-
-
-class Context:
-    """What a running job can use: progress reports, a stop flag, partial results."""
-
-    def __init__(self, progress=None, partial=None):
-        self.stop_event = threading.Event()
-        self._progress, self._partial = progress, partial
-
-    def stopped(self) -> bool:
-        return self.stop_event.is_set()
-
-    def progress(self, done: int, total: int) -> None:
-        if self._progress is not None:
-            self._progress(int(done), int(total or 0))
-
-    def partial(self, value) -> None:
-        if self._partial is not None:
-            self._partial(value)
 
 
 def user_message(exc: BaseException) -> str:
@@ -472,136 +362,18 @@ def _params_json(face: FaceResult, params) -> dict:
     return record
 
 
-def to_edits(state: EditState, second: SecondFace | None, keep_pose: bool = True):
-    """The controls' values as engine.reconstruct.editing.Edits (the tensors of the second face included)."""
-    from engine.lighting import LightSettings
-    from engine.reconstruct.editing import Edits
-
-    if state.light_mode == "settings":
-        light = LightSettings(
-            state.azimuth, state.elevation, state.intensity, state.ambient, tuple(state.color)
-        )
-    elif state.light_mode == "other" and second is not None:
-        light = second.light_tensor
-    else:
-        light = None
-    return Edits(
-        light=light,
-        other_albedo=second.albedo if second is not None else None,
-        blend=state.blend if second is not None else 0.0,
-        rotation=state.pose if keep_pose else None,
-        expression=state.expression if keep_pose else None,  # a sequence keeps each frame's own
-        view=state.view,
-        composite=state.composite,
-    )
-
-
-# ------------------------------------------------------------------------------ the preview
-
-
-class PreviewSession:
-    """The face being edited on the preview thread: one engine.reconstruct.editing.FaceEditor per face."""
-
-    def __init__(self, size: int = 256):
-        self.size = size
-        self._editor = None
-        self._face_key = None
-
-    def frame(
-        self, face: FaceResult, second: SecondFace | None, state: EditState, requested_at: float
-    ) -> PreviewFrame:
-        from engine.reconstruct.editing import FaceEditor
-        from engine.reconstruct.reconstructor import image_tensor
-
-        new_face = face.key != self._face_key
-        if new_face:
-            self._editor = FaceEditor(
-                face.model, face.renderer, face.params, image_tensor(face.crop), size=face.crop.shape[0]
-            )
-            self._face_key = face.key
-        edited = self._editor.frame(to_edits(state, second))
-        model = face.model
-        return PreviewFrame(
-            face_key=face.key,
-            image=edited.image,
-            texture=edited.texture,
-            vertices=edited.vertices,
-            faces=model.faces.cpu().numpy() if new_face else None,
-            uvs=model.uvs.cpu().numpy() if new_face else None,
-            pose_changed=edited.pose_changed or new_face,
-            new_face=new_face,
-            seconds=edited.seconds,
-            requested_at=requested_at,
-            state=state,
-        )
-
-
-# ------------------------------------------------------------------------------ training
-
-
-def prepare_training_run(request: dict) -> dict:
-    """Build ``app_config.yaml`` in the run folder from a base recipe and the Train tab's settings.
-
-    request: base_config (path or None = the built-in fine-tuning recipe), out_dir, videos (list),
-    init_weights (or None), steps, lr, clips_per_batch, device, resume (bool).
-    Returns {"module": "engine.train", "args": [...], "config": path, "out_dir": path}: the child
-    process runs ``python -m module args``.
-    """
-    import yaml
-
-    from engine.io.runlock import check_folder
-    from engine.training.trainer import TrainingError, load_config, merge_dicts
-
-    out_dir = Path(request["out_dir"]).expanduser()
-    config_path = out_dir / "app_config.yaml"
-    check_folder(out_dir, bool(request.get("resume")))  # a live run, or a run not to be overwritten
-    if request.get("resume"):
-        if not config_path.exists():
-            raise TrainingError(
-                f"cannot resume {out_dir}: it was not started from the app (no app_config.yaml)"
-            )
-        return {
-            "module": "engine.train",
-            "args": [str(config_path), "--out", str(out_dir), "--resume"],
-            "config": str(config_path),
-            "out_dir": str(out_dir),
-        }
-    overrides: dict = {"optim": {}, "data": {}}
-    if request.get("steps"):
-        overrides["optim"]["steps"] = int(request["steps"])
-    if request.get("lr"):
-        overrides["optim"]["lr"] = float(request["lr"])
-    if request.get("clips_per_batch"):
-        overrides["data"]["clips_per_batch"] = int(request["clips_per_batch"])
-    if request.get("device"):
-        overrides["device"] = request["device"]
-    videos = [str(Path(v).expanduser()) for v in request.get("videos") or []]
-    for video in videos:
-        if not Path(video).exists():
-            raise TrainingError(f"no such video or folder: {video}")
-    if videos:
-        overrides["data"]["videos"] = videos
-    init = request.get("init_weights")
-    if init:
-        from engine.model.chain import read_weights
-
-        model_config, _ = read_weights(init)
-        overrides["model"] = model_config.to_dict()
-    base = request.get("base_config")
-    if base:
-        config = load_config(base, overrides)
-    else:
-        from engine.training.finetune import FINETUNE_RECIPE
-        from engine.training.trainer import TrainConfig
-
-        config = TrainConfig.from_dict(merge_dicts(FINETUNE_RECIPE, overrides))
-    if not config.data.videos and not getattr(config.data, "synthetic_clips", 0):
-        raise TrainingError("choose at least one video or folder of clips to train on")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from engine.io.atomic import write_text
-
-    write_text(config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    args = [str(config_path), "--out", str(out_dir)]
-    if init:
-        args += ["--init", str(init)]
-    return {"module": "engine.train", "args": args, "config": str(config_path), "out_dir": str(out_dir)}
+__all__ = [  # the plain values, the preview and the training run live in their own modules
+    "Context",
+    "EditState",
+    "EngineSession",
+    "FaceResult",
+    "ModelInfo",
+    "ModelSpec",
+    "PreviewFrame",
+    "PreviewSession",
+    "SecondFace",
+    "available_models",
+    "prepare_training_run",
+    "to_edits",
+    "user_message",
+]

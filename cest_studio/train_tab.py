@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -20,8 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
-    QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -29,17 +26,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cest_studio import file_dialogs
 from cest_studio.tasks import ModelSpec
+from cest_studio.train_monitor import RunMonitor
 from cest_studio.train_setup import (
     default_recipe,
     default_runs_folder,
     holds_run,
     new_run_folder,
     recipe_entries,
-    sample_preview,
     shipped_index,
 )
-from cest_studio.widgets import ImageView, LossPlot, path_row, qimage_to_array, timed
+from cest_studio.widgets import path_row, timed
 from cest_studio.worker import EngineWorker, TrainingProcess
 
 
@@ -61,10 +59,8 @@ class TrainTab(QWidget):
         self._poll.setInterval(400)
         self._poll.timeout.connect(self.poll_status)
         self.out_dir: Path | None = None
-        self._log_buffer = ""
         self.status: dict = {}
         self._last_status_time = None
-        self._last_sample: str | None = None
         self._started_at = 0.0
         self._models: list[ModelSpec] = []
         self._build()
@@ -148,34 +144,18 @@ class TrainTab(QWidget):
         left_layout.addLayout(buttons)
         left_layout.addStretch(1)
 
-        self.progress = QProgressBar()
-        self.progress.setFormat("step %v / %m")
-        self.progress_label = QLabel("No run yet")
-        self.loss_plot = LossPlot()
-        self.samples = ImageView(
-            "Latest samples",
-            "Sample reconstructions appear here: input | re-render | "
-            "swapped reflectance | albedo | shading | normals",
+        self.monitor = RunMonitor()
+        monitor = self.monitor  # its widgets, under the names the tab always had
+        self.progress, self.progress_label, self.loss_plot = (
+            monitor.progress,
+            monitor.label,
+            monitor.loss_plot,
         )
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(2000)
-        self.log.setPlaceholderText("The training process's output")
-        right = QSplitter(Qt.Orientation.Vertical)
-        top = QWidget()
-        top_layout = QVBoxLayout(top)
-        top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(self.progress)
-        top_layout.addWidget(self.progress_label)
-        top_layout.addWidget(self.loss_plot, 1)
-        right.addWidget(top)
-        right.addWidget(self.samples)
-        right.addWidget(self.log)
-        right.setSizes([220, 380, 90])
+        self.samples, self.log = monitor.samples, monitor.log
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
-        splitter.addWidget(right)
+        splitter.addWidget(self.monitor)
         splitter.setSizes([360, 700])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
@@ -247,13 +227,7 @@ class TrainTab(QWidget):
         return [self.videos.item(i).text() for i in range(self.videos.count())]
 
     def _add_videos(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Videos to train on",
-            str(Path.home()),
-            "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;All files (*)",
-        )
-        for f in files:
+        for f in file_dialogs.open_training_videos(self, str(Path.home())):
             self.videos.addItem(f)
 
     def _add_folder(self) -> None:
@@ -345,7 +319,8 @@ class TrainTab(QWidget):
     @timed
     def _run(self, plan: dict, resume: bool) -> None:
         self.out_dir = Path(plan["out_dir"])
-        self.status, self._last_status_time, self._last_sample = {}, None, None
+        self.status, self._last_status_time = {}, None
+        self.monitor.new_run()
         if not resume:
             self.loss_plot.clear()
         what = "Resuming" if resume else "Starting"
@@ -375,16 +350,8 @@ class TrainTab(QWidget):
         self.resume_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
 
-    @timed
     def _output(self, text: str) -> None:
-        """The child's output, a line at a time; of a progress bar's carriage-return updates only the
-        last one of each chunk is kept."""
-        self._log_buffer += text
-        *lines, self._log_buffer = self._log_buffer.split("\n")
-        for line in lines:
-            line = line.rstrip("\r").rsplit("\r", 1)[-1]
-            if line.strip():
-                self.log.appendPlainText(line)
+        self.monitor.output(text)
 
     @timed
     def poll_status(self) -> None:
@@ -398,39 +365,13 @@ class TrainTab(QWidget):
         if status and status.get("time") != self._last_status_time:
             self._last_status_time = status.get("time")
             self.status = status
-            self._show_status(status)
+            self.monitor.show_status(status)
             self.status_changed.emit(status)
-        samples = (
-            sorted((self.out_dir / "samples").glob("*.png")) if (self.out_dir / "samples").is_dir() else []
-        )
-        if samples and str(samples[-1]) != self._last_sample:
-            image = QImage(str(samples[-1]))
-            if not image.isNull():
-                self._last_sample = str(samples[-1])
-                step = samples[-1].stem.removeprefix("step_").lstrip("0") or "0"
-                self.samples.set_image(qimage_to_array(sample_preview(image)), caption=f"step {step}")
-
-    def _show_status(self, status: dict) -> None:
-        step, steps = int(status.get("step") or 0), int(status.get("steps") or 0)
-        self.progress.setRange(0, max(1, steps))
-        self.progress.setValue(step)
-        losses = status.get("losses") or {}
-        if losses:
-            self.loss_plot.add(step, {k: float(v) for k, v in losses.items() if isinstance(v, (int, float))})
-        eta = status.get("eta_s")
-        parts = [f"{status.get('state', '')}: step {step} / {steps}"]
-        if "total" in losses:
-            parts.append(f"loss {losses['total']:.4g}")
-        if status.get("images_per_s"):
-            parts.append(f"{status['images_per_s']} images/s")
-        if eta is not None and status.get("state") == "running":
-            parts.append(f"{_duration(eta)} left")
-        self.progress_label.setText(" · ".join(parts))
+        self.monitor.show_newest_sample(self.out_dir / "samples")
 
     @timed
     def _finished(self, code: int, how: str) -> None:
-        if self._log_buffer.strip():
-            self._output("\n")
+        self.monitor.flush()
         self._poll.stop()
         self.poll_status()
         self._set_running(False)
@@ -449,7 +390,7 @@ class TrainTab(QWidget):
             if weights is not None and weights.exists():
                 self.model_trained.emit(str(weights), f"{self.out_dir.name} (step {step})")
         else:
-            last = _last_error_line(self.log.toPlainText())
+            last = self.monitor.last_error_line()
             what = "crashed" if how == "crashed" else "failed"
             self.progress_label.setText(f"Training {what} (exit code {code}).")
             self.error.emit(f"training {what}: {last}" if last else f"training {what} (exit code {code})")
@@ -457,20 +398,3 @@ class TrainTab(QWidget):
     def shutdown(self) -> None:
         """The window closes: the run stops after its step (its last checkpoint stays; Resume goes on)."""
         self.process.shutdown(wait_ms=5000)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def _last_error_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.lower().startswith("error") or "Error" in line:
-            return line[:300]
-    return lines[-1][:300] if lines else ""

@@ -87,18 +87,27 @@ def run(
             }
         )
         reconstructor = Reconstructor(method=method, weights=weights, device=device, detector=detector)
-        recorder = FrameRecorder(reconstructor, max_frames=10**9)
+        recorder = FrameRecorder(max_frames=10**9)
 
-        def progress(done: int, total: int) -> None:
-            frame = recorder.frame_done(done - 1)
+        def on_frame(index: int, recon) -> None:
+            frame = recorder.record(index, recon)
             if frame is not None:
                 frame.save(frame_path(out_dir, frame.index))
                 recorder.frames.pop(frame.index, None)  # on disk now; keep this process small
                 _emit(frame=frame.index)
+
+        def progress(done: int, total: int) -> None:
             _emit(progress=[done, total])
 
         summary = reconstruct_video(
-            recorder, video, out_dir, meshes=False, progress=progress, stop=stop.is_set
+            reconstructor,
+            video,
+            out_dir,
+            meshes=False,
+            progress=progress,
+            stop=stop.is_set,
+            on_frame=on_frame,
+            preview=True,
         )
     except BaseException as exc:  # noqa: BLE001 - the app shows one line, never a traceback
         if isinstance(exc, KeyboardInterrupt):

@@ -151,20 +151,52 @@ def bench_render(device: torch.device, repeats: int) -> dict:
 
 
 def bench_video(path: Path, device: torch.device, max_frames: int) -> dict:
-    """Frames/s of `cest reconstruct VIDEO` end to end (decode, detect, reconstruct, render, encode)."""
+    """Frames/s of `cest reconstruct VIDEO` at its defaults, end to end (decode, detect or track,
+    reconstruct, write), then of the same clip as a live source (engine.reconstruct.live) played at
+    twice its frame rate, so that the source is never what limits it."""
+    from engine.reconstruct.live import LiveSession, LiveSource
     from engine.reconstruct.reconstructor import Reconstructor
     from engine.reconstruct.video import reconstruct_video
 
     rec = Reconstructor(device=str(device))
-    frames = {"n": 0}
+    done = [0]
 
-    def stop():
-        frames["n"] += 1
-        return frames["n"] > max_frames
+    def progress(index: int, _total: int) -> None:
+        done[0] = index
 
     with tempfile.TemporaryDirectory() as out:
-        stats = reconstruct_video(rec, path, out, progress=None, stop=stop)
-    return {"video_fps": stats["fps"], "video_frames": stats["frames"], "video_method": rec.method}
+        stats = reconstruct_video(rec, path, out, progress=progress, stop=lambda: done[0] >= max_frames)
+    result = {"video_fps": stats["fps"], "video_frames": stats["frames"], "video_method": rec.method}
+    with LiveSource.open(path, speed=2.0) as live:
+        session = LiveSession(rec, source=str(path))
+        figures = session.run(live, stop=lambda: session.frames >= max_frames)
+    result.update(
+        live_fps=figures["fps"],
+        live_frames=figures["frames"],
+        live_dropped=figures["dropped"],
+        live_source_fps=round(2.0 * _clip_fps(path), 2),
+    )
+    return result
+
+
+def _clip_fps(path: Path) -> float:
+    from engine.io.video import probe
+
+    return probe(path).fps
+
+
+def compute_bound(figures: dict) -> dict:
+    """The video's compute bound, 1000 / (detect_ms + cest_end_to_end_ms): a frame detected and
+    reconstructed one after another, nothing else; and video_fps and live_fps as ratios of it."""
+    reconstruct = figures.get("cest_end_to_end_ms") or figures.get("fit_end_to_end_ms")
+    if not reconstruct or "detect_ms" not in figures:
+        return {}
+    bound = 1000 / (figures["detect_ms"] + reconstruct)
+    out = {"video_bound_fps": bound}
+    for key in ("video_fps", "live_fps"):
+        if key in figures:
+            out[f"{key}_to_bound"] = figures[key] / bound
+    return out
 
 
 def bench_training(config_path: Path, device: torch.device, steps: int) -> dict:
@@ -257,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(result)
         for key, value in result.items():
             print(f"{key:32s} {value:10.2f}" if isinstance(value, float) else f"{key:32s} {value}")
+    bound = compute_bound(figures)
+    for key, value in bound.items():
+        print(f"{key:32s} {value:10.2f}")
+    figures.update(bound)
     figures.update(peak_memory(device))
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
     return 0

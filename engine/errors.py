@@ -25,3 +25,7 @@ class WriteError(CestError, OSError):
 
     def __str__(self) -> str:
         return self.strerror or super().__str__()
+
+
+class LiveSourceError(CestError, OSError):
+    """A camera, stream or file that will not open (or stops) as a live source."""

@@ -292,6 +292,35 @@ class MediaPipeDetector:
         landmarks = self._refiner(rgb, mesh) if self._refiner else mesh_to_ibug68(mesh)
         return Face(_enclosing_box(np.asarray(box, np.float32), landmarks), landmarks, float(score), mesh)
 
+    track_refine = True  # track(): a second mesh run in the ROI of the first one's points
+
+    def track(self, image: np.ndarray, previous: Face) -> Face | None:
+        """The face of ``previous`` (a Face of the frame before, with its mesh) found again in
+        ``image`` by Face Mesh alone, started from the ROI of the previous mesh (MediaPipe's own
+        video mode: no BlazeFace) and, as detect() does, run once more in the ROI of its own points;
+        None when the mesh no longer sees a face there."""
+        before = previous.mesh
+        if before is None:
+            return None
+
+        def find(rgb: np.ndarray) -> list[Face]:
+            scale = rgb.shape[1] / image.shape[1]  # what _run's shrink applied
+            points = (before[:, :2] + 0.5) * scale - 0.5
+            roi = _roi_from_points(points, _eye_angle(points[33], points[263]))
+            mesh = self.mesh(rgb, roi)
+            if mesh is not None and self.refine and self.track_refine:  # once more in its own ROI
+                roi = _roi_from_points(mesh[:, :2], _eye_angle(mesh[33, :2], mesh[263, :2]))
+                mesh = self.mesh(rgb, roi)
+            if mesh is None:
+                return []
+            mesh[:, 2] *= roi.side / _MESH_SIZE
+            landmarks = self._refiner(rgb, mesh) if self._refiner else mesh_to_ibug68(mesh)
+            box = np.concatenate([mesh[:, :2].min(0), mesh[:, :2].max(0)]).astype(np.float32)
+            return [Face(_enclosing_box(box, landmarks), landmarks, previous.score, mesh)]
+
+        faces = _run(image, find, self.max_side)
+        return faces[0] if faces else None
+
     def mesh(self, rgb: np.ndarray, roi: Roi) -> np.ndarray | None:
         """(468, 3) mesh points in image pixels (z in crop pixels), or None if no face."""
         m = roi.matrix(_MESH_SIZE)

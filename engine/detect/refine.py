@@ -104,9 +104,22 @@ class Stage:
 
     def apply(self, image: np.ndarray, points: np.ndarray, mean: np.ndarray) -> np.ndarray:
         feats, to_canvas, local = descriptors(image, points, mean, self.window)
-        step = (feats - self.mean_feature) @ self.weights + self.bias
+        step = self._regress(feats - self.mean_feature) + self.bias
         moved = local + step.reshape(68, 2)
         return (moved - to_canvas[:, 2]) @ np.linalg.inv(to_canvas[:, :2]).T
+
+    def _regress(self, x: np.ndarray) -> np.ndarray:
+        """``x @ weights``, the same sum, as torch's single-threaded matrix-vector product over the
+        transposed weights: about 20x faster than numpy's (which reads the 12 MB matrix across its
+        rows, on every BLAS thread), the refiner's whole cost on a busy machine."""
+        import torch
+
+        transposed = self.__dict__.get("_transposed")
+        if transposed is None:  # stored transposed from now on (weights stays a view of it: no copy)
+            rows = np.ascontiguousarray(self.weights.T, np.float32)
+            self.weights = rows.T
+            transposed = self.__dict__["_transposed"] = torch.from_numpy(rows)
+        return torch.mv(transposed, torch.from_numpy(np.asarray(x, np.float32))).numpy()
 
 
 class LandmarkRefiner:

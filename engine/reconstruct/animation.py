@@ -22,9 +22,18 @@ from engine.reconstruct.reconstructor import to_uint8
 ANIMATION_FILES = ("animation.glb", "blendshapes.csv")
 
 
-def read_records(path: str | Path) -> list[dict]:
+# What the animation reads of a frames.jsonl line: keeping only these keeps a long video's records
+# small (a whole line, with its landmarks, identity and light, is about ten times the size).
+RECORD_FIELDS = ("frame", "time_s", "face", "track", "expression", "viewpoint", "crop_centre_side_px")
+
+
+def read_records(path: str | Path, fields: tuple[str, ...] | None = RECORD_FIELDS) -> list[dict]:
+    """frames.jsonl's lines, with only ``fields`` (None: every field)."""
     with open(path) as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        records = (json.loads(line) for line in lines if line.strip())
+        if fields is None:
+            return list(records)
+        return [{k: r[k] for k in fields if k in r} for r in records]
 
 
 def main_track_frame(records: list[dict]) -> int:

@@ -57,6 +57,7 @@ def reconstruct_paths(
     formats=("obj", "ply", "glb"),
     detail=True,
     animation=False,
+    preview=False,
 ) -> int:
     """Reconstruct every input into ``out``; returns the exit status (0 all good, 1 some failed)."""
     from engine.reconstruct.reconstructor import Reconstructor
@@ -74,7 +75,7 @@ def reconstruct_paths(
     )
     folders, taken = output_folders(out, files)
     with _Interrupts() as interrupts:
-        video = {"meshes": meshes, "animation": animation}
+        video = {"meshes": meshes, "animation": animation, "preview": preview}
         failures = _run_all(reconstructor, files, folders, taken, interrupts, all_faces, video, formats)
     ok = len(files) - failures
     log.info("%d of %d inputs reconstructed into %s", ok, len(files), out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,18 +22,6 @@ from engine.render.uv import uv_layout
 from engine.sh import SH_CONST, sh_basis, sh_shading
 
 VIEWS = ("render", "albedo", "shading", "normals")
-
-_LAYOUTS: weakref.WeakKeyDictionary[FaceModel, dict] = weakref.WeakKeyDictionary()
-
-
-def model_uv_layout(model: FaceModel, size: int):
-    """engine.render.uv.uv_layout, remembered per model object (its own cache keys on the whole mesh as
-    nested tuples, which costs milliseconds of interpreter time per call)."""
-    per_model = _LAYOUTS.setdefault(model, {})
-    if size not in per_model:
-        per_model[size] = uv_layout(model, size)
-    return per_model[size]
-
 
 # settings_to_sh's per-band scale of a delta light (see engine.lighting)
 _BAND1 = SH_CONST[1] * 3 / (2 * math.pi)
@@ -170,7 +157,7 @@ def uv_normals(
 
     Texels off the UV chart get a zero normal (their shading is the light's ambient term).
     """
-    corners, bary, _ = layout if layout is not None else model_uv_layout(model, size)
+    corners, bary, _ = layout if layout is not None else uv_layout(model, size)
     normals = vertex_normals(verts_cam, model.faces, incidence)  # (1, V, 3)
     gathered = normals[:, corners]  # (1, T, T, 3, 3)
     per_texel = torch.einsum("tsk,btskc->bcts", bary.to(normals.dtype), gathered)
@@ -215,7 +202,7 @@ class FaceEditor:
         self.crop = crop.to(self.device) if crop is not None else None
         self.size = size
         self.texture_size = texture_size or params.albedo.shape[-1]
-        self._layout = model_uv_layout(model, self.texture_size)
+        self._layout = uv_layout(model, self.texture_size)
         self._incidence = getattr(renderer, "_incidence", None)
         self._verts = model.vertices(self.params.identity, self.params.expression)  # model space
         self._grey = torch.full((1, 3, size, size), 0.16, device=self.device)

@@ -52,9 +52,27 @@ class Reconstruction:
     method: str
     source: str = ""
     extras: dict = field(default_factory=dict)
+    # the vertices of ``params``, decoded once for every output (Reconstructor.face_geometry)
+    geometry: FaceGeometry | None = field(default=None, repr=False, compare=False)
 
     def crop_tensor(self) -> torch.Tensor:
         return image_tensor(self.crop)
+
+
+@dataclass
+class FaceGeometry:
+    """A face's vertices decoded from its parameters once (DECA's "decode once"), then passed to
+    every output: the mesh files, the renders and maps, a video's side-by-side frame.
+
+    Each (B, V, 3), on the reconstructor's device: model space in cm (expression included), camera
+    space, and crop NDC (the projection).
+    """
+
+    params: FaceParams  # what they were decoded from
+    face_model: FaceModel
+    model: torch.Tensor
+    camera: torch.Tensor
+    ndc: torch.Tensor
 
 
 def image_tensor(image: np.ndarray) -> torch.Tensor:
@@ -138,13 +156,23 @@ class Reconstructor:
         return recons if all_faces else recons[0]
 
     def reconstruct_face(
-        self, image: np.ndarray, face: Face, source: str = "", crop_box: CropBox | None = None
+        self,
+        image: np.ndarray,
+        face: Face,
+        source: str = "",
+        crop_box: CropBox | None = None,
+        later_detail: bool = False,
     ) -> Reconstruction:
+        """``later_detail``: leave the photo's fine detail out of the albedo for :meth:`add_detail`
+        to put in (a video does it on another thread, while the next frame is estimated)."""
         box = crop_box or crop_params_from_landmarks(face.landmarks)
         crop = crop_image(image, box, CROP_SIZE)
         lm = torch.as_tensor(self._fit_points(face, box), dtype=torch.float32)[None]
-        params, extras = self.estimate_with_extras(image_tensor(crop), lm)
+        later = later_detail and self.method == "cest" and self.detail
+        params, extras = self.estimate_with_extras(image_tensor(crop), lm, detail=not later)
         extras = {k: v.cpu() for k, v in extras.items()}
+        if later:
+            extras["detail_pending"] = torch.ones(())
         return Reconstruction(image, face, box, crop, params.to("cpu"), self.method, source, extras)
 
     def _fit_points(self, face: Face, box: CropBox) -> np.ndarray:
@@ -154,20 +182,32 @@ class Reconstructor:
             points = np.concatenate([points, face.mesh[:, :2]])
         return image_to_crop(points, box, CROP_SIZE)
 
+    @torch.no_grad()
+    def add_detail(self, recon: Reconstruction) -> Reconstruction:
+        """Put in the fine detail ``reconstruct_face(later_detail=True)`` left out (in place)."""
+        if recon.extras.pop("detail_pending", None) is not None:
+            crops = recon.crop_tensor().to(self.device)
+            params, visibility = add_image_detail(
+                recon.params.to(self.device), crops, self.model, TEXTURE_SIZE
+            )
+            recon.params, recon.extras["visibility"] = params.to("cpu"), visibility.cpu()
+        return recon
+
     def estimate(self, crops: torch.Tensor, landmarks_px: torch.Tensor) -> FaceParams:
         """(B, 3, CROP_SIZE, CROP_SIZE) crops and (B, 68, 2) crop-pixel landmarks (or 68 + 468 with the
         Face Mesh points) -> FaceParams."""
         return self.estimate_with_extras(crops, landmarks_px)[0]
 
     @torch.no_grad()
-    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor):
-        """FaceParams and a dict of by-products (the fit's texture ``visibility``)."""
+    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor, detail: bool = True):
+        """FaceParams and a dict of by-products (the fit's texture ``visibility``); ``detail``
+        False leaves the photo's detail out of the CEST albedo whatever ``self.detail`` says."""
         crops = crops.to(self.device)
         if self.method == "cest":
             size = self.network.config.image_size
             landmarks = pixels_to_ndc(landmarks_px.to(self.device), crops.shape[-1])
             params = self.network(F.interpolate(crops, size=(size, size), mode="area"), landmarks)
-            if not self.detail:
+            if not (self.detail and detail):
                 return params, {}
             params, visibility = add_image_detail(params, crops, self.model, TEXTURE_SIZE)
             return params, {"visibility": visibility}
@@ -189,15 +229,41 @@ class Reconstructor:
 
     # ------------------------------------------------------------------ outputs
 
-    def render(self, params: FaceParams, size: int, background: torch.Tensor | None = None) -> RenderOutput:
-        params = params.to(self.device)
-        _, cam, ndc = params.geometry(self.model)
-        return self.renderer.render(cam, ndc, params.albedo, params.light, size, background)
+    def geometry(self, params: FaceParams) -> FaceGeometry:
+        """Decode ``params``' vertices (model space, camera space, NDC) on this device."""
+        verts, cam, ndc = params.to(self.device).geometry(self.model)
+        return FaceGeometry(params, self.model, verts, cam, ndc)
 
-    def mesh(self, params: FaceParams, index: int = 0) -> MeshData:
-        """The face as a textured mesh in model space (cm), expression included."""
+    def face_geometry(self, recon: Reconstruction) -> FaceGeometry:
+        """``recon``'s geometry, decoded at its first use and kept on it until its params are replaced
+        (a video frame's are, by the track's consensus): one decoding for all of its outputs."""
+        cached = recon.geometry
+        if cached is None or cached.params is not recon.params or cached.face_model is not self.model:
+            recon.geometry = cached = self.geometry(recon.params)
+        return cached
+
+    def render(
+        self,
+        params: FaceParams,
+        size: int,
+        background: torch.Tensor | None = None,
+        geometry: FaceGeometry | None = None,
+    ) -> RenderOutput:
+        """Render ``params`` (with ``geometry``, its vertices decoded already)."""
+        params = params.to(self.device)
+        geometry = geometry or self.geometry(params)
+        return self.renderer.render(
+            geometry.camera, geometry.ndc, params.albedo, params.light, size, background
+        )
+
+    def mesh(self, params: FaceParams, index: int = 0, geometry: FaceGeometry | None = None) -> MeshData:
+        """The face as a textured mesh in model space (cm), expression included (with ``geometry``,
+        the vertices decoded already)."""
         one = params.select(index)
-        verts = self.model.vertices(one.identity.to(self.device), one.expression.to(self.device))
+        if geometry is not None:
+            verts = geometry.model[index : index + 1]
+        else:
+            verts = self.model.vertices(one.identity.to(self.device), one.expression.to(self.device))
         return MeshData(
             vertices=verts[0].cpu().numpy(),
             faces=self.model.faces.cpu().numpy(),

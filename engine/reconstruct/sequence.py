@@ -60,32 +60,22 @@ class SequenceFrame:
 
 
 class FrameRecorder:
-    """Wraps a Reconstructor for :func:`engine.reconstruct.video.reconstruct_video` and keeps every frame's
-    reconstruction (crop + parameters) so the app can scrub through them afterwards.
+    """Keeps every frame's final reconstruction (crop + parameters, compact) so the app can scrub
+    through them afterwards: pass :meth:`record` as ``on_frame`` to
+    :func:`engine.reconstruct.video.reconstruct_video`.
 
-    The video pipeline refines a frame's parameters (track consensus, smoothing) on the object
-    ``reconstruct_face`` returned; we keep that object until the frame's ``progress`` call, when its
-    parameters are final, then store a compact copy.
+    Each call carries its frame's index and reconstruction, after the video pipeline has refined
+    the parameters (track consensus, smoothing, texture detail) on its threads, so nothing depends
+    on the order of calls.
     """
 
-    def __init__(self, reconstructor, max_frames: int = 5000):
-        self._inner = reconstructor
-        self._pending = None
+    def __init__(self, max_frames: int = 5000):
         self.max_frames = max_frames
         self.frames: dict[int, SequenceFrame] = {}
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def reconstruct_face(self, *args, **kwargs):
-        recon = self._inner.reconstruct_face(*args, **kwargs)
-        self._pending = recon
-        return recon
-
-    def frame_done(self, index: int) -> SequenceFrame | None:
-        """Call from the progress callback with the index of the frame just finished."""
-        recon, self._pending = self._pending, None
-        if recon is None or len(self.frames) >= self.max_frames:
+    def record(self, index: int, recon) -> SequenceFrame | None:
+        """Store frame ``index``'s reconstruction (None: no face in it; nothing is stored)."""
+        if recon is None or (index not in self.frames and len(self.frames) >= self.max_frames):
             return None
         from engine.crop import image_to_crop
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,17 +20,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from engine.crop import CropSmoother, crop_params_from_landmarks
-from engine.detect import NoFaceError
+from engine.detect import Face, NoFaceError
+from engine.detect.tracker import FaceTracker
 from engine.io import mesh as export
-from engine.io.atomic import atomic_path
+from engine.io.atomic import atomic_path, remove_leftovers
 from engine.io.mesh import to_json
 from engine.io.staging import commit, discard, new_stage, remove_stale_stages, target_error
 from engine.io.video import VideoWriter, iter_frames, probe
 from engine.params import FaceParams
+from engine.reconstruct.pipeline import OrderedWorker, prefetch
 from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
 from engine.reconstruct.shots import IDENTITY_JUMP_CM, MIN_TRACK_FRAMES, CutDetector, shape_distance
 from engine.reconstruct.views import params_record
+from engine.tracking import CropTracker, TrackedFace
 
 log = logging.getLogger("cest")
 POSE_SMOOTHING = 0.5  # weight of the previous frame's viewpoint
@@ -39,15 +42,31 @@ UNSEEN_PRIOR = 0.05
 
 
 @dataclass
+class AlbedoMean:
+    """Running visibility-weighted mean of one person's reflectance."""
+
+    albedo_sum: torch.Tensor | None = None
+    albedo_weight: torch.Tensor | None = None
+
+    def update(self, params: FaceParams, visibility: torch.Tensor | None) -> FaceParams:
+        weight = visibility if visibility is not None else torch.ones_like(params.albedo[:, :1])
+        if self.albedo_sum is None:
+            self.albedo_sum, self.albedo_weight = torch.zeros_like(params.albedo), torch.zeros_like(weight)
+        self.albedo_sum += params.albedo * weight
+        self.albedo_weight += weight
+        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
+        return params.replace(albedo=albedo)
+
+
+@dataclass
 class Track:
-    """Running consensus of one person's shape and reflectance, and the smoothed viewpoint."""
+    """Running consensus of one person's shape and reflectance, and the smoothed viewpoint (the
+    crop box is followed by engine.tracking.CropTracker)."""
 
     identity_sum: torch.Tensor | None = None
-    albedo_sum: torch.Tensor | None = None
     weight_sum: float = 0.0
-    albedo_weight: torch.Tensor | None = None
+    albedo: AlbedoMean = field(default_factory=AlbedoMean)
     previous: FaceParams | None = None
-    smoother: CropSmoother = field(default_factory=CropSmoother)
     number: int = 0  # 0 for the first person tracked, 1 for the next...
 
     def reset(self) -> None:
@@ -63,21 +82,16 @@ class Track:
         mean = self.identity_sum / self.weight_sum
         return shape_distance(face_model, params.identity, mean) > IDENTITY_JUMP_CM
 
-    def update(self, params: FaceParams, visibility: torch.Tensor | None) -> FaceParams:
-        """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint."""
-        weight = visibility if visibility is not None else torch.ones_like(params.albedo[:, :1])
+    def update(self, params: FaceParams, visibility: torch.Tensor | None, albedo: bool = True) -> FaceParams:
+        """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint
+        (with ``albedo`` False the frame's own albedo: the caller folds it into an AlbedoMean)."""
         if self.identity_sum is None:
-            self.identity_sum, self.albedo_sum = (
-                torch.zeros_like(params.identity),
-                torch.zeros_like(params.albedo),
-            )
-            self.albedo_weight = torch.zeros_like(weight)
+            self.identity_sum = torch.zeros_like(params.identity)
         self.identity_sum += params.identity
         self.weight_sum += 1
-        self.albedo_sum += params.albedo * weight
-        self.albedo_weight += weight
-        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
-        smoothed = params.replace(identity=self.identity_sum / self.weight_sum, albedo=albedo)
+        smoothed = params.replace(identity=self.identity_sum / self.weight_sum)
+        if albedo:
+            smoothed = self.albedo.update(smoothed, visibility)
         if self.previous is not None:
             a = POSE_SMOOTHING
             smoothed = smoothed.replace(
@@ -97,11 +111,16 @@ def reconstruct_video(
     progress=None,
     stop=None,
     animation: bool = False,
+    preview: bool = False,
+    on_frame=None,
 ) -> dict:
-    """Write frames.jsonl, reconstruction.mp4 (input | reconstruction), face.obj (the last person),
-    summary.json, with ``meshes`` one PLY per frame and with ``animation`` animation.glb and
-    blendshapes.csv (engine/reconstruct/animation.py). ``progress(done, total)`` and ``stop()`` let
-    a caller (the app) follow and cancel. Returns a summary dict (``folder``: where it was written).
+    """Write frames.jsonl, face.obj (the last person), summary.json, with ``preview``
+    reconstruction.mp4 (input | reconstruction), with ``meshes`` one PLY per frame and with
+    ``animation`` animation.glb and blendshapes.csv (engine/reconstruct/animation.py).
+    ``progress(done, total)`` and ``stop()`` let a caller (the app) follow and cancel;
+    ``on_frame(index, recon)`` gets each frame's final Reconstruction (None without a face) before
+    its progress call. All three are called from the thread that finishes the frames too. Returns a
+    summary dict (``folder``: where it was written).
 
     Everything is written into a hidden folder beside ``out_dir`` and moved in when complete, so a
     previous result stays whole until the new one is; an interrupted re-run keeps its frames in
@@ -111,24 +130,43 @@ def reconstruct_video(
     remove_stale_stages(out_dir)  # hidden folders of runs killed outright
     stage = new_stage(out_dir)
     try:
-        stats = _reconstruct_into(reconstructor, path, info, stage, meshes, progress, stop, animation)
+        stats = _reconstruct_into(
+            reconstructor, path, info, stage, meshes, progress, stop, animation, preview, on_frame
+        )
     except OSError as err:
         discard(stage)
         raise target_error(err, stage, out_dir) from err
     except BaseException:
         discard(stage)
         raise
-    stats["folder"] = str(place_result(stage, out_dir, stats))
+    folder = place_result(stage, out_dir, stats)
+    stats["folder"] = str(folder)
+    if folder == out_dir:  # a previous run's optional files no longer match these frames
+        stale = [] if preview else ["reconstruction.mp4"]
+        stale += [] if animation else ["animation.glb", "blendshapes.csv"]
+        for name in stale:
+            (out_dir / name).unlink(missing_ok=True)
+            remove_leftovers(out_dir / name)
     if stats["interrupted"] and stop is None:
         raise KeyboardInterrupt
     return stats
 
 
 def _reconstruct_into(
-    reconstructor, path: Path, info, folder: Path, meshes: bool, progress, stop, animation: bool = False
+    reconstructor,
+    path: Path,
+    info,
+    folder: Path,
+    meshes: bool,
+    progress,
+    stop,
+    animation: bool = False,
+    preview: bool = False,
+    on_frame=None,
 ) -> dict:
-    track, cuts, last, main = Track(), CutDetector(), None, MainShape()
-    stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
+    # the face found on the decoding thread (FaceTracker: Face Mesh alone between frames, the full
+    # detector on a cut or a loss); its crop box followed here, in frame order (CropTracker)
+    track, cuts, faces, crops = Track(), CutDetector(), FaceTracker(reconstructor.detector), CropTracker()
     problems: list[str] = []
     started = time.perf_counter()
     bar = tqdm(
@@ -137,51 +175,94 @@ def _reconstruct_into(
     try:
         # Both files are written beside their final names and renamed when complete (Ctrl-C included).
         with (
-            VideoWriter(folder / "reconstruction.mp4", info.fps) as writer,
+            VideoWriter(folder / "reconstruction.mp4", info.fps) if preview else nullcontext() as writer,
             atomic_path(folder / "frames.jsonl") as lines_path,
             open(lines_path, "w") as lines,
         ):
+            finish = _Finisher(
+                reconstructor, path, info, folder, meshes, progress, stop, writer, lines, bar, on_frame
+            )
             try:
-                for index, seconds, frame in iter_frames(path, problems):
-                    if stop is not None and stop():
-                        stats["interrupted"] = True
-                        break
-                    recon = _frame(reconstructor, track, cuts, frame, seconds)
-                    last = recon or last
-                    if recon is not None:
-                        main.add(track.number, recon.params)
-                    stats["frames"] += 1
-                    stats["faces"] += recon is not None
-                    stats["tracks"] = track.number + 1 if last is not None else 0
-                    lines.write(to_json(_frame_record(recon, index, path, seconds, track.number)) + "\n")
-                    writer.write(_side_by_side(reconstructor, recon, frame))
-                    if meshes and recon is not None:
-                        export.write_ply(
-                            reconstructor.mesh(recon.params), folder / "meshes" / f"frame_{index:06d}.ply"
-                        )
-                    bar.update()
-                    if progress is not None:
-                        progress(index + 1, info.frames)
+                # Three stages side by side: decoding and finding the face ahead (prefetch), the
+                # networks here, and behind them (OrderedWorker) the texture detail, the albedo's
+                # running mean and every output of the frame, in frame order.
+                found = prefetch(_found(iter_frames(path, problems), cuts, faces))
+                with OrderedWorker() as behind:
+                    for index, seconds, frame, cut, face in found:
+                        if stop is not None and stop():
+                            finish.stats["interrupted"] = True
+                            break
+                        recon = _frame(reconstructor, track, crops, frame, seconds, cut, face, later=True)
+                        behind.submit(finish, index, seconds, frame, recon, track.number)
             except KeyboardInterrupt:
-                stats["interrupted"] = True
+                finish.stats["interrupted"] = True
             lines.flush()
     finally:
         bar.close()
+    stats, last = finish.stats, finish.last
     if last is None and not stats["interrupted"]:
         raise NoFaceError(
             f"{path}: no face found in any of its {stats['frames']} frames "
             f"(a face smaller than about 1/20 of the frame may be too small to find)"
         )
     if last is not None:
-        export.write_obj(reconstructor.mesh(last.params), folder / "face.obj")
+        export.write_obj(
+            reconstructor.mesh(last.params, geometry=reconstructor.face_geometry(last)), folder / "face.obj"
+        )
     if animation and last is not None:
-        write_clip_animation(reconstructor, folder, info, main.params)
+        write_clip_animation(reconstructor, folder, info, finish.main.params)
     stats["seconds"] = round(time.perf_counter() - started, 2)
     stats["fps"] = round(stats["frames"] / max(stats["seconds"], 1e-6), 2)
     if problems:
         stats["damaged"] = problems[0]
     export.write_json(stats, folder / "summary.json")
     return stats
+
+
+class _Finisher:
+    """The last stage of a frame, on the OrderedWorker's thread: the texture detail, the running
+    albedo, then frames.jsonl, reconstruction.mp4, the meshes, ``on_frame(index, recon)`` with the
+    frame's final reconstruction (engine.reconstruct.sequence.FrameRecorder.record) and the progress
+    report."""
+
+    def __init__(
+        self, reconstructor, path, info, folder, meshes, progress, stop, writer, lines, bar, on_frame=None
+    ):
+        self.reconstructor, self.path, self.info, self.folder = reconstructor, path, info, folder
+        self.meshes, self.progress, self.stop = meshes, progress, stop
+        self.writer, self.lines, self.bar = writer, lines, bar
+        self.on_frame = on_frame
+        self.stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
+        self.last: Reconstruction | None = None
+        self.main = MainShape()
+        self.albedo, self.number = AlbedoMean(), -1
+
+    def __call__(self, index: int, seconds: float, frame: np.ndarray, recon, number: int) -> None:
+        rec, stats = self.reconstructor, self.stats
+        if stats["interrupted"] or (self.stop is not None and self.stop()):
+            stats["interrupted"] = True  # stopped: frames still in flight are not written
+            return
+        if recon is not None:
+            rec.add_detail(recon)
+            if number != self.number:  # another person: their own reflectance
+                self.albedo, self.number = AlbedoMean(), number
+            recon.params = self.albedo.update(recon.params, recon.extras.get("visibility"))
+            self.last = recon
+            self.main.add(number, recon.params)
+        stats["frames"] += 1
+        stats["faces"] += recon is not None
+        stats["tracks"] = number + 1 if self.last is not None else 0
+        self.lines.write(to_json(_frame_record(recon, index, self.path, seconds, number)) + "\n")
+        if self.writer is not None:
+            self.writer.write(_side_by_side(rec, recon, frame))
+        if self.meshes and recon is not None:
+            mesh = rec.mesh(recon.params, geometry=rec.face_geometry(recon))  # the side-by-side's decoding
+            export.write_ply(mesh, self.folder / "meshes" / f"frame_{index:06d}.ply")
+        self.bar.update()
+        if self.on_frame is not None:
+            self.on_frame(index, recon)
+        if self.progress is not None:
+            self.progress(index + 1, self.info.frames)
 
 
 class MainShape:
@@ -227,26 +308,43 @@ def place_result(stage: Path, out_dir: Path, stats: dict) -> Path:
 
 
 def _frame(
-    reconstructor: Reconstructor, track: Track, cuts: CutDetector, frame: np.ndarray, seconds: float
+    reconstructor: Reconstructor,
+    track: Track,
+    crops: CropTracker,
+    frame: np.ndarray,
+    seconds: float,
+    cut: bool,
+    face: Face | None,
+    later: bool = False,
 ) -> Reconstruction | None:
-    faces = reconstructor.detector.detect(frame)
-    cut = cuts(frame)
-    if not faces:
-        track.reset()
+    """A frame's ``face`` (found by _found; ``cut``: a new shot starts here), with the track's
+    identity and viewpoint; ``crops`` follows its crop box and says where a track ends. ``later``:
+    the texture detail and the running albedo are left to the caller (_Finisher)."""
+    tracked = crops.step(frame, [face] if face is not None else [], seconds, cut=cut)
+    if tracked is None or tracked.new_track:
+        track.reset()  # no face, or another shot: maybe another person
+    if tracked is None:
         return None
-    if cut:
-        track.reset()  # another shot: maybe another person
-    recon = _estimate(reconstructor, track, frame, faces[0], seconds)
+    recon = _estimate(reconstructor, frame, tracked, later)
     if track.someone_else(reconstructor.model, recon.params):
         track.reset()  # the shape is another person's: start their own means (and crop smoothing)
-        recon = _estimate(reconstructor, track, frame, faces[0], seconds)
-    recon.params = track.update(recon.params, recon.extras.get("visibility"))
+        recon = _estimate(reconstructor, frame, crops.restart(tracked, seconds), later)
+    recon.params = track.update(recon.params, recon.extras.get("visibility"), albedo=not later)
     return recon
 
 
-def _estimate(reconstructor: Reconstructor, track: Track, frame: np.ndarray, face, seconds: float):
-    box = track.smoother.update(crop_params_from_landmarks(face.landmarks), seconds)
-    return reconstructor.reconstruct_face(frame, face, crop_box=box)
+def _found(frames, cuts: CutDetector, faces: FaceTracker):
+    """(index, seconds, frame, cut, the tracked face or None) of every frame."""
+    try:
+        for index, seconds, frame in frames:
+            cut = cuts(frame)
+            yield index, seconds, frame, cut, faces(frame, redetect=cut)
+    finally:
+        frames.close()
+
+
+def _estimate(reconstructor: Reconstructor, frame: np.ndarray, tracked: TrackedFace, later: bool = False):
+    return reconstructor.reconstruct_face(frame, tracked.face, crop_box=tracked.box, later_detail=later)
 
 
 def _frame_record(
@@ -276,7 +374,8 @@ def _side_by_side(
         small = _fit_square(frame, CROP_SIZE)
         return np.concatenate([small, np.zeros_like(small)], axis=1)
     crop = recon.crop_tensor().to(reconstructor.device)
-    rendered = reconstructor.render(recon.params, CROP_SIZE, background=crop)
+    geometry = reconstructor.face_geometry(recon)  # decoded once for the frame's outputs
+    rendered = reconstructor.render(recon.params, CROP_SIZE, background=crop, geometry=geometry)
     return np.concatenate([recon.crop, to_uint8(rendered.image)], axis=1)
 
 

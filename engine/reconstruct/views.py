@@ -16,10 +16,15 @@ MAP_NAMES = ("depth", "normals", "albedo", "shading")
 
 
 def render_views(reconstructor: Reconstructor, recon: Reconstruction) -> dict[str, np.ndarray]:
-    """Crop-size uint8 images: input, render (over the input), albedo, shading, normals, depth, overlay."""
+    """Crop-size uint8 images: input, render (over the input), albedo, shading, normals, depth, overlay.
+
+    One decoding of the geometry (kept on ``recon``) and one rasterisation serve every view: the
+    overlay re-shades the render's pixels grey.
+    """
     crop = recon.crop_tensor()
     size = crop.shape[-1]
-    out = reconstructor.render(recon.params, size, background=crop.to(reconstructor.device))
+    geometry = reconstructor.face_geometry(recon)
+    out = reconstructor.render(recon.params, size, crop.to(reconstructor.device), geometry)
     views = {
         "input": recon.crop,
         "render": to_uint8(out.image),
@@ -27,7 +32,7 @@ def render_views(reconstructor: Reconstructor, recon: Reconstruction) -> dict[st
         "shading": to_uint8(display_shading(out)),
         "normals": to_uint8((out.normals + 1) / 2 * out.mask),
         "depth": depth_image(out),
-        "overlay": mesh_overlay(reconstructor, recon, crop),
+        "overlay": mesh_overlay(reconstructor, recon, crop, out),
     }
     return views
 
@@ -60,12 +65,22 @@ def depth_to_grey(depth: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     return to_uint8(grey[None].expand(3, -1, -1))
 
 
-def mesh_overlay(reconstructor: Reconstructor, recon: Reconstruction, crop: torch.Tensor) -> np.ndarray:
-    """The bare geometry, grey and lit from the front-left, blended over the input."""
+def mesh_overlay(
+    reconstructor: Reconstructor,
+    recon: Reconstruction,
+    crop: torch.Tensor,
+    rendered: RenderOutput | None = None,
+) -> np.ndarray:
+    """The bare geometry, grey and lit from the front-left, blended over the input (``rendered``: a
+    render of ``recon`` at the crop's size, whose pixels are re-shaded instead of rasterised again)."""
     grey = torch.full_like(recon.params.albedo, 0.8)
     light = settings_to_sh(LightSettings(-30, 20, 0.7, 0.35))
-    shaded = recon.params.replace(albedo=grey, light=light)
-    out = reconstructor.render(shaded, crop.shape[-1])
+    if rendered is not None:
+        device = reconstructor.device
+        out = reconstructor.renderer.shade(rendered, grey.to(device), light.to(device))
+    else:
+        shaded = recon.params.replace(albedo=grey, light=light)
+        out = reconstructor.render(shaded, crop.shape[-1], geometry=reconstructor.face_geometry(recon))
     blend = crop * (1 - 0.75 * out.mask) + out.image.clamp(0, 1).cpu() * 0.75 * out.mask
     return to_uint8(blend)
 
@@ -102,7 +117,7 @@ def write_reconstruction(
     """Write face.obj/.mtl/_albedo.png, face.ply, face.glb, params.json, the maps and preview.png."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mesh = reconstructor.mesh(recon.params)
+    mesh = reconstructor.mesh(recon.params, geometry=reconstructor.face_geometry(recon))
     written = []
     for fmt in formats:
         written += export.write_mesh(mesh, out_dir / f"face.{fmt}", fmt)

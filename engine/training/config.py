@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -152,3 +153,12 @@ def parse_overrides(items: list[str]) -> dict:
             raise TrainingError(f"--set {key}: cannot parse {value!r}") from err
         out = merge_dicts(out, nested)
     return out
+
+
+def lr_at(step: int, cfg: OptimConfig) -> float:
+    """The learning rate at ``step``: linear warm-up, then cosine decay to ``lr_min_fraction``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.lr_min_fraction + (1 - cfg.lr_min_fraction) * cosine)

@@ -14,6 +14,7 @@ from pathlib import Path
 from engine.errors import CestError
 from engine.model.chain import read_weights
 from engine.resources import resources_root
+from engine.training.launch import stop_on_sigint
 from engine.training.trainer import TrainConfig, TrainingError, load_config, merge_dicts, train
 
 RECIPE_FILE = "recipes/finetune.yaml"  # in resources/: shipped with the app, the one copy of the recipe
@@ -94,21 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
     args = parser.parse_args(argv)
     try:
-        weights = finetune(
-            args.video,
-            args.weights,
-            args.out,
-            args.steps,
-            args.config,
-            resume=args.resume,
-            overwrite=args.overwrite,
-        )
+        with stop_on_sigint() as stop:  # as `cest train`: Ctrl-C ends the step, checkpoints, stops
+            weights = finetune(
+                args.video,
+                args.weights,
+                args.out,
+                args.steps,
+                args.config,
+                stop_event=stop,
+                resume=args.resume,
+                overwrite=args.overwrite,
+            )
     except CestError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("stopped: rerun with --resume to continue", file=sys.stderr)
+        print("stopped at once: rerun with --resume to continue from the last checkpoint", file=sys.stderr)
         return 130
+    if stop.is_set():
+        print(
+            "stopped after the current step; its checkpoint is kept: rerun with --resume to continue",
+            file=sys.stderr,
+        )
     print(f"weights: {weights}")
     return 0
 

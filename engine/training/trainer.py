@@ -13,18 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import os
-import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -32,55 +26,31 @@ import yaml
 
 from engine.errors import CestError
 from engine.facemodel import FaceModel
-from engine.io.atomic import atomic_path, remove_leftovers, write_text
+from engine.io.atomic import remove_leftovers, write_text
 from engine.io.runlock import RunLock, check_folder, clear_run
 from engine.model.chain import CestModel
 from engine.render import Renderer, shade
-from engine.training.checkpoint import CHECKPOINT, STATUS, WEIGHTS, load_checkpoint, save_checkpoint
+from engine.training.checkpoint import CHECKPOINT, WEIGHTS, load_checkpoint, save_checkpoint
 from engine.training.config import (  # noqa: F401 - re-exported: the config lives in engine.training.config
     LogConfig,
     OptimConfig,
     TrainConfig,
     TrainingError,
     load_config,
+    lr_at,
     merge_dicts,
     parse_overrides,
 )
 from engine.training.data.mixture import TrainingData
+from engine.training.launch import (  # noqa: F401 - re-exported: engine.train and the tests use them here
+    Dist,
+    setup_distributed,
+    stop_on_sigint,
+)
 from engine.training.losses import cest_losses, swap_partners
-
-# ---------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> Dist:
-    """Join the torchrun process group when there is one (gloo on CPU, nccl on CUDA)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
+from engine.training.runlog import RunLogger
 
 # -------------------------------------------------------------------------------- trainer
-
-
-def lr_at(step: int, cfg: OptimConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return cfg.lr * (cfg.lr_min_fraction + (1 - cfg.lr_min_fraction) * cosine)
 
 
 class Trainer:
@@ -193,7 +163,7 @@ class Trainer:
 
     def _loop(self, progress_callback, stop_event) -> Path:
         cfg, main = self.config, self.dist.main
-        logger = _Logger(self.out, cfg, main, self.step, progress_callback)
+        logger = RunLogger(self.out, cfg, main, self.step, progress_callback)
         sample_batch = self.data.sample_batch() if main else None
         stopped = False
         try:
@@ -261,85 +231,6 @@ class Trainer:
         return (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
 
 
-class _Logger:
-    """tqdm bar, TensorBoard scalars, status.json and sample PNGs (rank 0 only)."""
-
-    def __init__(self, out: Path, cfg: TrainConfig, main: bool, start: int, callback):
-        self.out, self.cfg, self.main, self.callback = out, cfg, main, callback
-        self.start_step, self.start_time = start, time.time()
-        self.bar = self.writer = None
-        self.latest: dict[str, float] = {}
-        self.last_step = start
-        if not main:
-            return
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.writer = SummaryWriter(str(out / "tb"), purge_step=start or None)
-        if cfg.log.progress_bar:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=cfg.optim.steps, initial=start, desc="train", unit="step", dynamic_ncols=True
-            )
-
-    def step(self, step: int, terms: dict[str, float], images: int) -> None:
-        self.latest, self.last_step = terms, step
-        self.images_per_step = images
-        if not self.main:
-            return
-        if self.bar:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{terms['total']:.4f}", refresh=False)
-        if step % self.cfg.log.every == 0 or step == self.cfg.optim.steps:
-            for name, value in terms.items():
-                self.writer.add_scalar(f"loss/{name}", value, step)
-            self.writer.add_scalar("lr", lr_at(step - 1, self.cfg.optim), step)
-            self.status("running", step)
-
-    def status(self, state: str, step: int, message: str = "") -> dict:
-        elapsed = time.time() - self.start_time
-        done = max(step - self.start_step, 0)
-        per_step = elapsed / done if done else None
-        status = {
-            "state": state,
-            "step": step,
-            "steps": self.cfg.optim.steps,
-            "losses": self.latest,
-            "elapsed_s": round(elapsed, 1),
-            "eta_s": round(per_step * (self.cfg.optim.steps - step), 1) if per_step else None,
-            "images_per_s": round(done * getattr(self, "images_per_step", 0) / elapsed, 2)
-            if elapsed
-            else None,
-            "message": message,
-            "time": time.time(),
-        }
-        if self.main:
-            try:
-                write_text(self.out / STATUS, json.dumps(status, indent=1))
-            except OSError:
-                pass  # the status file is a courtesy; a full disk is reported by the checkpoint
-            if self.callback:
-                self.callback(status)
-        return status
-
-    def samples(self, step: int, grid: np.ndarray) -> None:
-        path = self.out / "samples" / f"step_{step:07d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ok, data = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        if ok:
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(data.tobytes())
-        self.writer.add_image("samples", grid, step, dataformats="HWC")
-
-    def finish(self, state: str, message: str = "") -> None:
-        if not self.main:
-            return
-        if self.bar:
-            self.bar.close()
-        self.status(state, self.last_step, message)
-        self.writer.close()
-
-
 # ------------------------------------------------------------------------------ entry points
 
 
@@ -366,31 +257,6 @@ def train(
         finally:
             if trainer.dist.world > 1 and dist.is_initialized():
                 dist.destroy_process_group()
-
-
-@contextlib.contextmanager
-def stop_on_sigint():
-    """An Event the first Ctrl-C (or the app's SIGINT) sets: the run ends its step, checkpoints and
-    stops. A second Ctrl-C interrupts at once."""
-    stop = threading.Event()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # DDP ranks must stop at the same step: not this way
-        yield stop
-        return
-
-    def handler(signum, frame):
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, Ctrl-C interrupts as usual
-        yield stop
-        return
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

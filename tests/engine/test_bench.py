@@ -29,3 +29,20 @@ def test_bench_measures_with_the_threads_cest_reconstruct_uses():
 
     sub = next(a for a in cli_parser()._actions if a.dest == "command").choices["reconstruct"]
     assert build_parser().parse_args([]).threads == sub.parse_args(["x", "-o", "y"]).threads == 1
+
+
+def test_bench_prints_the_video_and_live_figures_and_their_bound(capsys, tmp_path):
+    from tests.conftest import make_video
+
+    clip = make_video(tmp_path / "clip.mp4", frames=8)
+    argv = ["--repeats", "1", "--skip", "render,train", "--video", str(clip), "--video-frames", "8"]
+    assert main([*argv, "--threads", "1"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["video_frames"] == 8 and figures["video_fps"] > 0
+    assert 1 <= figures["live_frames"] <= 8 and figures["live_fps"] > 0
+    assert figures["live_source_fps"] == 20  # the 10 frames/s clip played at twice its rate
+    reconstruct = figures.get("cest_end_to_end_ms") or figures["fit_end_to_end_ms"]
+    bound = 1000 / (figures["detect_ms"] + reconstruct)
+    assert abs(figures["video_bound_fps"] - bound) < 0.01 * bound
+    assert abs(figures["video_fps_to_bound"] - figures["video_fps"] / figures["video_bound_fps"]) < 0.01
+    assert "live_fps_to_bound" in figures

@@ -172,7 +172,21 @@ def test_video_end_to_end(tmp_path, sample_image):
     with VideoWriter(clip, 25) as writer:
         for i in range(6):
             writer.write(np.roll(sample_image, 6 * i, axis=1))
-    assert main(["reconstruct", str(clip), "-o", str(tmp_path / "out"), "--method", "fit", "--meshes"]) == 0
+    assert (
+        main(
+            [
+                "reconstruct",
+                str(clip),
+                "-o",
+                str(tmp_path / "out"),
+                "--method",
+                "fit",
+                "--meshes",
+                "--preview-video",
+            ]
+        )
+        == 0
+    )
     folder = tmp_path / "out" / "clip"
     lines = [json.loads(line) for line in (folder / "frames.jsonl").read_text().splitlines()]
     assert [line["frame"] for line in lines] == list(range(6))

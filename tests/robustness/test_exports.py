@@ -207,15 +207,20 @@ def test_video_failing_half_way_keeps_the_previous_outputs(
     clip = _clip(tmp_path / "clip.mp4", 3)
     assert cli(["reconstruct", str(clip), "-o", str(tmp_path / "out")]) == 0
     before = snapshot(tmp_path / "out" / "clip")
-    detect, calls = fast_reconstructor.detector.detect, []
+    detector, calls = fast_reconstructor.detector, []
 
-    def flaky(image):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("simulated detector crash")
-        return detect(image)
+    def flaky(find):
+        def call(*args):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("simulated detector crash")
+            return find(*args)
 
-    monkeypatch.setattr(fast_reconstructor.detector, "detect", flaky)
+        return call
+
+    # a video detects its first frame and tracks the face through the next ones
+    monkeypatch.setattr(detector, "detect", flaky(detector.detect))
+    monkeypatch.setattr(detector, "track", flaky(detector.track))
     status = cli(["reconstruct", str(clip), str(SAMPLE), "-o", str(tmp_path / "out"), "--formats", "obj"])
     errors = error_lines(capsys.readouterr().err)
     assert status == 1 and len(errors) == 1 and "simulated detector crash" in errors[0], errors
@@ -238,6 +243,7 @@ def test_stopped_video_keeps_every_frame_written(tmp_path, fast_reconstructor, q
         tmp_path / "out",
         progress=lambda i, n: done.append(i),
         stop=lambda: len(done) >= 3,
+        preview=True,
     )
     assert stats["interrupted"] and stats["frames"] == 3
     assert [r["frame"] for r in read_jsonl(tmp_path / "out" / "frames.jsonl")] == [0, 1, 2]

@@ -211,3 +211,16 @@ def test_nan_is_never_written_as_json(tmp_path):
 def test_no_face_message_mentions_small_faces(fast_reconstructor):
     with pytest.raises(NoFaceError, match="too small"):
         fast_reconstructor.reconstruct(np.full((300, 300, 3), 128, np.uint8))
+
+
+def test_a_rerun_without_the_optional_outputs_removes_the_previous_ones(tmp_path, face, fast_reconstructor):
+    """reconstruction.mp4 and the animation of an earlier run would not match the new frames."""
+    from engine.reconstruct.video import reconstruct_video
+
+    video = write_video(tmp_path / "v.mp4", moving(face, 3))
+    out = tmp_path / "out"
+    reconstruct_video(fast_reconstructor, video, out, preview=True, animation=True)
+    assert {"reconstruction.mp4", "animation.glb", "blendshapes.csv"} <= {p.name for p in out.iterdir()}
+    reconstruct_video(fast_reconstructor, video, out)
+    assert not {"reconstruction.mp4", "animation.glb", "blendshapes.csv"} & {p.name for p in out.iterdir()}
+    assert (out / "frames.jsonl").exists()

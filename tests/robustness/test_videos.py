@@ -168,7 +168,7 @@ def test_face_leaves_and_comes_back(tmp_path, face, fast_reconstructor, quick_vi
     back = np.roll(cv2.warpAffine(face, tilt, face.shape[1::-1], borderMode=cv2.BORDER_REFLECT), 30, axis=1)
     frames = [face, face, face, blank, blank, back, back]
     path = write_video(tmp_path / "leave.mp4", frames)
-    stats = reconstruct_video(fast_reconstructor, path, tmp_path / "out")
+    stats = reconstruct_video(fast_reconstructor, path, tmp_path / "out", preview=True)
     lines = read_jsonl(tmp_path / "out" / "frames.jsonl")
     assert [line["face"] for line in lines] == [True, True, True, False, False, True, True]
     assert stats["frames"] == 7 and stats["faces"] == 5
@@ -192,7 +192,7 @@ def test_variable_frame_rate(tmp_path, face, fast_reconstructor, quick_video):
     path = write_video(tmp_path / "vfr.mp4", moving(face, 6), fps=30, pts_ms=pts)
     times = [t for _, t, _ in iter_frames(path)]
     assert np.allclose(times, np.array(pts) / 1000, atol=1e-3)
-    stats = reconstruct_video(fast_reconstructor, path, tmp_path / "out")
+    stats = reconstruct_video(fast_reconstructor, path, tmp_path / "out", preview=True)
     lines = read_jsonl(tmp_path / "out" / "frames.jsonl")
     assert stats["frames"] == stats["faces"] == 6
     assert np.allclose([line["time_s"] for line in lines], np.array(pts) / 1000, atol=1e-3)

@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 import torch
 
-from engine.crop import CropSmoother, crop_image, crop_params_from_landmarks, image_to_crop
+from engine.crop import crop_image, image_to_crop
 from engine.detect import create_detector
 from engine.errors import VideoReadError
 from engine.io.atomic import atomic_path
 from engine.io.video import iter_frames, probe
+from engine.tracking import CropTracker, landmarks_jumped
 from engine.training.data.cache import cache_root
 
 log = logging.getLogger(__name__)
@@ -96,25 +97,21 @@ def _build_track(path: Path, config: VideoConfig, detector) -> VideoTrack:
     size, big = config.image_size, config.image_size * CROP_OVERSAMPLE
     crops, landmarks, segments = [], [], []
     fps = probe(path).fps / config.frame_step
-    smoother, segment, previous = CropSmoother(fps), 0, None
+    tracker, segment = CropTracker(fps, landmark_jump=config.cut_threshold), 0
     for index, time, frame in iter_frames(path):
         if index % config.frame_step:
             continue
         if config.max_frames and len(crops) >= config.max_frames:
             break
-        faces = detector.detect(frame)
-        if not faces:
-            previous = None
+        tracked = tracker.step(frame, detector.detect(frame), time)
+        if tracked is None:
             continue
-        points = faces[0].landmarks
-        if previous is None or _is_cut(previous, points, config.cut_threshold):
-            if crops:
-                segment += 1
-            smoother.reset()
-        box = smoother.update(crop_params_from_landmarks(points), time)
-        previous = points
+        if tracked.new_track and crops:
+            segment += 1  # clips never span a lost face or a jump
+        box = tracked.box
         crop = cv2.resize(crop_image(frame, box, big), (size, size), interpolation=cv2.INTER_AREA)
         crops.append(crop)
+        points = tracked.face.landmarks
         lm = (np.asarray(image_to_crop(points, box, big), np.float32) + 0.5) / CROP_OVERSAMPLE - 0.5
         landmarks.append(lm)
         segments.append(segment)
@@ -125,10 +122,7 @@ def _build_track(path: Path, config: VideoConfig, detector) -> VideoTrack:
     )
 
 
-def _is_cut(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
-    """A jump of the landmarks larger than ``threshold`` x the face size: another shot or person."""
-    extent = np.ptp(previous, axis=0).max()
-    return float(np.abs(current - previous).mean(0).max()) > threshold * max(extent, 1.0)
+_is_cut = landmarks_jumped  # engine.tracking's rule, under the name this module had
 
 
 def load_videos(

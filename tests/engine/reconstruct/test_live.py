@@ -47,3 +47,22 @@ def test_a_fast_consumer_gets_every_frame(clip):
     with LiveSource.open(clip) as live:
         got, _ = _consume(live, work_s=0.0)
     assert got == sorted(got) and len(got) >= 22 and live.dropped <= 2  # all, but for a busy machine's hiccup
+
+
+def test_a_failing_live_session_stops_its_threads_and_raises(tmp_path, monkeypatch):
+    """An error in the networks ends the session: its threads stop, the error reaches the caller."""
+    import threading
+
+    import engine.reconstruct.video
+    from engine.reconstruct.live import LiveSession
+    from engine.reconstruct.reconstructor import Reconstructor
+    from tests.conftest import make_video
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the networks failed")
+
+    monkeypatch.setattr(engine.reconstruct.video, "_frame", broken)
+    clip = make_video(tmp_path / "clip.mp4", frames=20)
+    with LiveSource.open(clip) as live, pytest.raises(RuntimeError, match="networks failed"):
+        LiveSession(Reconstructor(method="fit")).run(live)
+    assert not [t for t in threading.enumerate() if t.name in ("prefetch", "live-finish")]

@@ -258,6 +258,63 @@ def test_sigint_stops_after_the_step_checkpoints_it_and_shows_a_sample(tmp_path)
     assert "--resume" not in err
 
 
+@pytest.mark.skipif(not VIDEO.exists(), reason="needs ../shared/data/faces/video_short.mp4")
+def test_finetune_sigint_stops_after_the_step_and_checkpoints_it(tmp_path):
+    """`cest finetune` stops as `cest train` does: Ctrl-C ends the step, checkpoints it, exits 0."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    base = tmp_path / "base.safetensors"
+    CestModel(load_config(SMOKE).model).save(base)
+    recipe = tmp_path / "ft.yaml"
+    recipe.write_text(
+        json.dumps(
+            {
+                **FINETUNE_RECIPE,
+                "data": {
+                    **FINETUNE_RECIPE["data"],
+                    "max_frames": 8,
+                    "frame_step": 3,
+                    "cache_dir": str(tmp_path / "cache"),
+                },
+                "log": {
+                    **FINETUNE_RECIPE["log"],
+                    "every": 1,
+                    "checkpoint_every": 1000,
+                    "progress_bar": False,
+                },
+            }
+        )
+    )
+    run = tmp_path / "ft"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "engine.finetune", str(VIDEO), "--from", str(base), "--out", str(run)]
+        + ["--steps", "5000", "--config", str(recipe)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if json.loads((run / "status.json").read_text())["step"] >= 3:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err[-2000:]
+    status = json.loads((run / "status.json").read_text())
+    step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
+    assert status["state"] == "stopped" and status["step"] == step >= 3
+    assert "stopped after the current step" in err and "weights:" in out
+    assert (run / "weights.safetensors").exists()
+
+
 def test_a_short_run_writes_a_sample_at_its_end(tmp_path):
     train(smoke(tmp_path, steps=3), tmp_path / "run")
     assert [p.name for p in (tmp_path / "run" / "samples").glob("*.png")] == ["step_0000003.png"]
