@@ -11,10 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.errors import CestError
 from engine.model.chain import read_weights
 from engine.resources import resources_root
-from engine.training.launch import stop_on_sigint
+from engine.training.launch import run_until_stopped
 from engine.training.trainer import TrainConfig, TrainingError, load_config, merge_dicts, train
 
 RECIPE_FILE = "recipes/finetune.yaml"  # in resources/: shipped with the app, the one copy of the recipe
@@ -94,31 +93,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted fine-tune in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run --out holds")
     args = parser.parse_args(argv)
-    try:
-        with stop_on_sigint() as stop:  # as `cest train`: Ctrl-C ends the step, checkpoints, stops
-            weights = finetune(
-                args.video,
-                args.weights,
-                args.out,
-                args.steps,
-                args.config,
-                stop_event=stop,
-                resume=args.resume,
-                overwrite=args.overwrite,
-            )
-    except CestError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stopped at once: rerun with --resume to continue from the last checkpoint", file=sys.stderr)
-        return 130
-    if stop.is_set():
-        print(
-            "stopped after the current step; its checkpoint is kept: rerun with --resume to continue",
-            file=sys.stderr,
+
+    def work(stop) -> Path:
+        return finetune(
+            args.video,
+            args.weights,
+            args.out,
+            args.steps,
+            args.config,
+            stop_event=stop,
+            resume=args.resume,
+            overwrite=args.overwrite,
         )
-    print(f"weights: {weights}")
-    return 0
+
+    return run_until_stopped(work, "rerun with --resume to continue")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch.distributed as dist
+
+from engine.errors import CestError
 
 
 @dataclass
@@ -58,3 +63,26 @@ def stop_on_sigint():
         yield stop
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def run_until_stopped(work: Callable[[threading.Event], Path], resume_how: str) -> int:
+    """A training command's outcome: run ``work(stop)`` under :func:`stop_on_sigint`, then exit 0
+    (printing the weights' path on rank 0), 1 with one ``error:`` line for a CestError, or 130 when
+    a second Ctrl-C interrupted at once. ``resume_how`` (e.g. "resuming continues") tells in the
+    stop messages how to go on."""
+    try:
+        with stop_on_sigint() as stop:
+            weights = work(stop)
+    except CestError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"stopped at once: {resume_how} from the last checkpoint", file=sys.stderr)
+        return 130
+    if stop.is_set():
+        print(
+            f"stopped after the current step; its checkpoint is kept: {resume_how} from it", file=sys.stderr
+        )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"weights: {weights}")
+    return 0

@@ -24,7 +24,6 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from engine.errors import CestError
 from engine.facemodel import FaceModel
 from engine.io.atomic import remove_leftovers, write_text
 from engine.io.runlock import RunLock, check_folder, clear_run
@@ -44,6 +43,7 @@ from engine.training.config import (  # noqa: F401 - re-exported: the config liv
 from engine.training.data.mixture import TrainingData
 from engine.training.launch import (  # noqa: F401 - re-exported: engine.train and the tests use them here
     Dist,
+    run_until_stopped,
     setup_distributed,
     stop_on_sigint,
 )
@@ -279,35 +279,23 @@ def main(argv: list[str] | None = None) -> int:
         help="override a config value, e.g. --set model.conditional=false",
     )
     args = parser.parse_args(argv)
-    try:
+
+    def work(stop: threading.Event) -> Path:
         overrides = parse_overrides(args.set)
         if args.steps is not None:
             overrides = merge_dicts(overrides, {"optim": {"steps": args.steps}})
         config = load_config(args.config, overrides)
         out = args.out or str(Path("runs") / Path(args.config).stem)
-        with stop_on_sigint() as stop:
-            weights = train(
-                config,
-                out,
-                stop_event=stop,
-                resume=args.resume,
-                init_weights=args.init,
-                overwrite=args.overwrite,
-            )
-    except CestError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("stopped at once: resuming continues from the last checkpoint", file=sys.stderr)
-        return 130
-    if stop.is_set():
-        print(
-            "stopped after the current step; its checkpoint is kept and resuming continues from it",
-            file=sys.stderr,
+        return train(
+            config,
+            out,
+            stop_event=stop,
+            resume=args.resume,
+            init_weights=args.init,
+            overwrite=args.overwrite,
         )
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"weights: {weights}")
-    return 0
+
+    return run_until_stopped(work, "resuming continues")
 
 
 if __name__ == "__main__":

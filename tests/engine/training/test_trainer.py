@@ -211,10 +211,8 @@ def test_finetune_end_to_end_on_a_few_frames(tmp_path):
 def test_sigint_stops_after_the_step_checkpoints_it_and_shows_a_sample(tmp_path):
     """What the app's Stop sends: the run ends its step, checkpoints that very step, writes a
     sample grid (a short run shows one too) and says so without a command-line flag."""
-    import signal
     import subprocess
     import sys
-    import time
 
     run = tmp_path / "run"
     child = subprocess.Popen(
@@ -240,16 +238,7 @@ def test_sigint_stops_after_the_step_checkpoints_it_and_shows_a_sample(tmp_path)
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            if json.loads((run / "status.json").read_text())["step"] >= 7:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=120)
+    _, err = _ctrl_c_at_step(child, run, 7)
     assert child.returncode == 0, err[-2000:]
     status = json.loads((run / "status.json").read_text())
     step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
@@ -258,13 +247,28 @@ def test_sigint_stops_after_the_step_checkpoints_it_and_shows_a_sample(tmp_path)
     assert "--resume" not in err
 
 
+def _ctrl_c_at_step(child, run, step: int) -> tuple[str, str]:
+    """Once the run's status.json reaches ``step`` (or 240 s passed), SIGINT the child; its output."""
+    import signal
+    import time
+
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        try:
+            if json.loads((run / "status.json").read_text())["step"] >= step:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    return child.communicate(timeout=120)
+
+
 @pytest.mark.skipif(not VIDEO.exists(), reason="needs ../shared/data/faces/video_short.mp4")
 def test_finetune_sigint_stops_after_the_step_and_checkpoints_it(tmp_path):
     """`cest finetune` stops as `cest train` does: Ctrl-C ends the step, checkpoints it, exits 0."""
-    import signal
     import subprocess
     import sys
-    import time
 
     base = tmp_path / "base.safetensors"
     CestModel(load_config(SMOKE).model).save(base)
@@ -297,16 +301,7 @@ def test_finetune_sigint_stops_after_the_step_and_checkpoints_it(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        try:
-            if json.loads((run / "status.json").read_text())["step"] >= 3:
-                break
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=120)
+    out, err = _ctrl_c_at_step(child, run, 3)
     assert child.returncode == 0, err[-2000:]
     status = json.loads((run / "status.json").read_text())
     step = torch.load(run / "checkpoint.pt", weights_only=True)["step"]
