@@ -183,6 +183,15 @@ def _cap_layout(outline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return interior, tris[np.array(keep, bool)]
 
 
+def _cap_vertices(loop, blend, bulge, mean, bases) -> tuple[np.ndarray, np.ndarray]:
+    """A cap's mean (K, 3) and bases: the lid vertices' own, then the interior blends of them,
+    moved forward by ``bulge`` (I,) cm."""
+    cap_mean = np.concatenate([mean[loop], blend @ mean[loop]])
+    cap_mean[len(loop) :, 2] += bulge
+    cap_bases = np.concatenate([bases[:, loop], np.einsum("il,klc->kic", blend, bases[:, loop])], 1)
+    return cap_mean, cap_bases
+
+
 def eye_cap(loop: np.ndarray, mean: np.ndarray, bases: np.ndarray, uv_box) -> dict:
     """A closed eye surface over one eye hole, as new vertices: copies of the lid vertices (own UVs)
     and interior ones that are fixed blends of the lids (so blinks and shapes move them), bulged
@@ -192,10 +201,8 @@ def eye_cap(loop: np.ndarray, mean: np.ndarray, bases: np.ndarray, uv_box) -> di
     dist = np.linalg.norm(interior[:, None] - outline[None], axis=-1)
     blend = 1 / np.maximum(dist, 1e-3) ** 2
     blend /= blend.sum(1, keepdims=True)  # (I, L): Shepard weights of the lid vertices
-    depth = dist.min(1) / max(dist.min(1).max(), 1e-6)
-    cap_mean = np.concatenate([mean[loop], blend @ mean[loop]])
-    cap_mean[len(loop) :, 2] += EYE_BULGE * np.sqrt(depth)
-    cap_bases = np.concatenate([bases[:, loop], np.einsum("il,klc->kic", blend, bases[:, loop])], 1)
+    bulge = EYE_BULGE * np.sqrt(dist.min(1) / max(dist.min(1).max(), 1e-6))
+    cap_mean, cap_bases = _cap_vertices(loop, blend, bulge, mean, bases)
     flat = np.concatenate([outline, interior])
     u0, v0, u1, v1 = uv_box
     lo, hi = flat.min(0), flat.max(0)
@@ -203,17 +210,14 @@ def eye_cap(loop: np.ndarray, mean: np.ndarray, bases: np.ndarray, uv_box) -> di
     a, b, c = (uv[tris[:, i]] for i in range(3))
     cross = (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]
     tris[cross < 0] = tris[cross < 0][:, [0, 2, 1]]  # counter-clockwise in UV, like the face
-    return {"mean": cap_mean, "bases": cap_bases, "uv": uv, "tris": tris, "lids": loop, "blend": blend}
+    layout = {"uv": uv, "tris": tris, "lids": loop, "blend": blend, "bulge": bulge}
+    return {"mean": cap_mean, "bases": cap_bases, **layout}
 
 
 def mirror_cap(cap: dict, twin: np.ndarray, mean: np.ndarray, bases: np.ndarray) -> dict:
     """The other eye's cap: the same layout on the mirror-twin lid vertices, u mirrored."""
     loop = twin[cap["lids"]]
-    blend = cap["blend"]
-    n = len(loop)
-    cap_mean = np.concatenate([mean[loop], blend @ mean[loop]])
-    cap_mean[n:, 2] = cap["mean"][n:, 2] - (blend @ mean[cap["lids"]])[:, 2] + cap_mean[n:, 2]
-    cap_bases = np.concatenate([bases[:, loop], np.einsum("il,klc->kic", blend, bases[:, loop])], 1)
+    cap_mean, cap_bases = _cap_vertices(loop, cap["blend"], cap["bulge"], mean, bases)
     uv = cap["uv"] * np.array([-1.0, 1.0]) + np.array([1.0, 0.0])
     return {"mean": cap_mean, "bases": cap_bases, "uv": uv, "tris": cap["tris"][:, [0, 2, 1]], "lids": loop}
 
