@@ -32,6 +32,8 @@ class FaceModel:
         self.landmarks = as_long("landmarks")
         self.landmarks_ict = as_long("landmarks_ict" if "landmarks_ict" in arrays else "landmarks")
         self.symmetry = as_long("symmetry")
+        # the closed eye surfaces' vertices (scripts/convert_facemodel.py), after the skin's
+        self.eye_vertices = as_long("eye_cap_vertices") if "eye_cap_vertices" in arrays else self.symmetry[:0]
         self.expression_names = [str(n) for n in arrays["expression_names"]]
         self.dense_triangles = as_long("dense_triangles") if "dense_triangles" in arrays else None
         self.dense_barycentric = as_float("dense_barycentric") if "dense_triangles" in arrays else None

@@ -113,10 +113,16 @@ def closest_on_surface(vertices: np.ndarray, faces: np.ndarray, points: np.ndarr
     return tri, bary[rows, tri], dist[rows, tri]
 
 
-def fit_identity(model: FaceModel, tris, bary, target, lm_target, prior: float) -> np.ndarray:
-    """Ridge fit of the identity so the barycentric surface points and the 68 meet the targets."""
+def skin_faces(model: FaceModel) -> np.ndarray:
+    """The triangles of the face's skin: the eye surfaces left out (the lids are what Face Mesh marks)."""
+    faces = model.faces.numpy()
+    return faces[~np.isin(faces, model.eye_vertices.numpy()).any(1)]
+
+
+def fit_identity(model: FaceModel, basis, tris, bary, target, lm_target, prior: float) -> np.ndarray:
+    """Ridge fit of the identity (``basis`` (K, V, 3)) so the barycentric surface points and the 68
+    meet the targets."""
     mean = model.mean.double().numpy()
-    basis = model.identity_basis.double().numpy()  # (K, V, 3)
     lm = model.landmarks.numpy()
     at_points = np.einsum("nj,knjc->knc", bary, basis[:, tris])  # (K, N, 3)
     design = np.concatenate([at_points, basis[:, lm]], 1).reshape(basis.shape[0], -1).T
@@ -127,23 +133,24 @@ def fit_identity(model: FaceModel, tris, bary, target, lm_target, prior: float) 
 
 
 def register(model: FaceModel, canonical: np.ndarray, iterations: int, prior: float):
-    faces = model.faces.numpy()
+    faces = skin_faces(model)
     inner = slice(17, 68)
     mean = model.mean.double().numpy()
+    basis = model.identity_basis.double().numpy()
     identity = np.zeros(model.n_identity)
     for _ in range(iterations):
-        verts = mean + np.einsum("k,kvc->vc", identity, model.identity_basis.double().numpy())
+        verts = mean + np.einsum("k,kvc->vc", identity, basis)
         scale, rot, shift = similarity(ibug_points(canonical)[inner], verts[model.landmarks.numpy()][inner])
         target = scale * canonical @ rot.T + shift
         tris, bary, distance = closest_on_surface(verts, faces, target)
-        identity = fit_identity(model, faces[tris], bary, target, ibug_points(target), prior)
-    verts = mean + np.einsum("k,kvc->vc", identity, model.identity_basis.double().numpy())
+        identity = fit_identity(model, basis, faces[tris], bary, target, ibug_points(target), prior)
+    verts = mean + np.einsum("k,kvc->vc", identity, basis)
     tris, bary, distance = closest_on_surface(verts, faces, target)
     return faces[tris], bary, distance
 
 
 def point_weights(model: FaceModel, triangles, distance, max_distance: float, oval_weight: float):
-    faces = model.faces.numpy()
+    faces = skin_faces(model)
     edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
     uniq, counts = np.unique(edges, axis=0, return_counts=True)
     border = set(np.unique(uniq[counts == 1]).tolist())

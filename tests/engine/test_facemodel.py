@@ -2,7 +2,6 @@ import numpy as np
 import torch
 
 from engine.facemodel import FaceModel
-from tests.conftest import ROOT
 
 
 def test_model_sizes_and_ranges(face_model):
@@ -122,7 +121,7 @@ def _frontal_render_mask(face_model, expression):
 def test_the_eyes_are_closed_surfaces_that_blink_with_the_lids(face_model):
     """No holes where the eyes are (the mesh, the viewport and every export show eyes), and the
     eye surfaces follow the lids: their border vertices sit exactly on the lid vertices."""
-    caps = np.load(ROOT / "resources/facemodel/facemodel.npz")["eye_cap_vertices"]
+    caps = face_model.eye_vertices.numpy()
     assert len(caps) > 20 and caps.min() == face_model.n_vertices - len(caps)
     for blink in (0.0, 1.0):
         expression = torch.zeros(1, face_model.n_expression)
@@ -140,7 +139,7 @@ def test_the_eyes_are_closed_surfaces_that_blink_with_the_lids(face_model):
 
 
 def test_eye_surfaces_have_their_own_uvs_outside_the_face_chart(face_model):
-    caps = torch.as_tensor(np.load(ROOT / "resources/facemodel/facemodel.npz")["eye_cap_vertices"])
+    caps = face_model.eye_vertices
     cap_faces = torch.isin(face_model.faces, caps).all(1)
     assert cap_faces.sum() > 20 and (torch.isin(face_model.faces, caps).any(1) == cap_faces).all()
     cap_uv = face_model.uvs[caps]
