@@ -73,20 +73,20 @@ def _report(results: dict, text: str, out: Path, stem: str, summary_keys: tuple[
 
 
 def _run_same_person(args, methods, weights, progress: bool, out: Path) -> int:
-    from engine.evaluation.same_person import evaluate_same_person, same_person_markdown
+    from engine.evaluation.same_person import (
+        evaluate_same_person,
+        person_folders,
+        person_photos,
+        same_person_markdown,
+    )
 
     results = evaluate_same_person(
         args.same_person, methods, weights, args.device, progress=progress, pattern=args.people
     )
-    if args.plots:
-        from engine.io.formats import IMAGE_SUFFIXES
-
-        folders = sorted(p for p in Path(args.same_person).glob(args.people) if p.is_dir())
-        firsts = [
-            next(iter(sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)), None)
-            for d in folders
-        ]
-        _contact_sheet(args, methods, weights, [p for p in firsts if p], out / "same_person_faces.png")
+    if args.plots:  # each person's first photo
+        folders = person_folders(args.same_person, pattern=args.people)
+        firsts = [person_photos(folder)[0] for folder in folders]
+        _contact_sheet(args, methods, weights, firsts, out / "same_person_faces.png")
     return _report(
         results, same_person_markdown(results), out, "same_person", ("benchmark", "people", "methods")
     )

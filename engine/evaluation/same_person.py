@@ -17,14 +17,16 @@ import numpy as np
 import torch
 
 
-def person_folders(root: Path, min_photos: int = 2, pattern: str = "*") -> list[Path]:
+def person_photos(folder: Path) -> list[Path]:
+    """The photos of one person's folder, sorted by name."""
     from engine.io.formats import IMAGE_SUFFIXES
 
-    folders = []
-    for folder in sorted(p for p in Path(root).glob(pattern) if p.is_dir()):
-        if sum(1 for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) >= min_photos:
-            folders.append(folder)
-    return folders
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def person_folders(root: Path, min_photos: int = 2, pattern: str = "*") -> list[Path]:
+    folders = sorted(p for p in Path(root).glob(pattern) if p.is_dir())
+    return [folder for folder in folders if len(person_photos(folder)) >= min_photos]
 
 
 def within_between(features: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -63,7 +65,6 @@ def evaluate_same_person(
     from tqdm import tqdm
 
     from engine.evaluation.common import machine_info, method_reconstructors, uv_chart_mask
-    from engine.io.formats import IMAGE_SUFFIXES
 
     started = time.perf_counter()
     folders = person_folders(root, pattern=pattern)
@@ -75,7 +76,7 @@ def evaluate_same_person(
         chart = uv_chart_mask(recon.model, 64).cpu()[0]
         shapes, albedos, labels, failed = [], [], [], 0
         for label, folder in enumerate(tqdm(folders, desc=name, unit="person", disable=not progress)):
-            photos = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:max_photos]
+            photos = person_photos(folder)[:max_photos]
             for photo in photos:
                 try:
                     shape, albedo = _per_photo(recon, photo, chart)
