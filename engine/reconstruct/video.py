@@ -68,9 +68,10 @@ class Track:
     albedo: AlbedoMean = field(default_factory=AlbedoMean)
     previous: FaceParams | None = None
     number: int = 0  # 0 for the first person tracked, 1 for the next...
-    distance_sq_sum: float = 0.0  # the accepted frames' squared shape distances to the running mean
+    distance_sq_sum: float = (
+        0.0  # squared shape distances to the running mean of the frames judged this person
+    )
     distance_count: int = 0
-    last_distance: float | None = None  # the frame being checked, folded in by update()
 
     def reset(self) -> None:
         """End the track; the next face starts a new one (with the next number)."""
@@ -79,13 +80,16 @@ class Track:
         self.number = number
 
     def someone_else(self, face_model, params: FaceParams) -> bool:
-        """Whether ``params``' shape is too far from the track's to be the same person."""
-        self.last_distance = None
+        """Whether ``params``' shape is too far from the track's to be the same person; a frame judged
+        the same person adds its distance to the track's spread."""
         if self.weight_sum < MIN_TRACK_FRAMES:
             return False
-        mean = self.identity_sum / self.weight_sum
-        self.last_distance = shape_distance(face_model, params.identity, mean)
-        return self.last_distance > jump_threshold(self.distance_sq_sum, self.distance_count)
+        distance = shape_distance(face_model, params.identity, self.identity_sum / self.weight_sum)
+        if distance > jump_threshold(self.distance_sq_sum, self.distance_count):
+            return True
+        self.distance_sq_sum += distance**2
+        self.distance_count += 1
+        return False
 
     def update(self, params: FaceParams, visibility: torch.Tensor | None, albedo: bool = True) -> FaceParams:
         """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint
@@ -94,10 +98,6 @@ class Track:
             self.identity_sum = torch.zeros_like(params.identity)
         self.identity_sum += params.identity
         self.weight_sum += 1
-        if self.last_distance is not None:
-            self.distance_sq_sum += self.last_distance**2
-            self.distance_count += 1
-            self.last_distance = None
         smoothed = params.replace(identity=self.identity_sum / self.weight_sum)
         if albedo:
             smoothed = self.albedo.update(smoothed, visibility)
