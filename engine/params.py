@@ -36,7 +36,8 @@ class FaceParams:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     def map(self, fn) -> FaceParams:
-        return FaceParams(**{k: fn(v) for k, v in self.fields().items()})
+        """``fn`` applied to every field (a field not estimated yet, None, stays None)."""
+        return FaceParams(**{k: None if v is None else fn(v) for k, v in self.fields().items()})
 
     def detach(self) -> FaceParams:
         return self.map(torch.Tensor.detach)

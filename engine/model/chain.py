@@ -85,6 +85,26 @@ class CestOutput:
     visibility: Tensor | None  # (B, 1, T, T)
 
 
+@dataclass
+class GeometryEstimate:
+    """The viewpoint and shape (f_v, f_s) of crops, with what f_r and f_l condition on."""
+
+    image: Tensor  # (B, 3, S, S) crops in [0, 1]
+    x: Tensor  # the same in [-1, 1], as the encoders see them
+    rotation: Tensor
+    translation: Tensor
+    scale: Tensor
+    identity: Tensor
+    expression: Tensor
+    aligned: Tensor | None  # the view-aligned crop f_s saw (conditional chain)
+
+    def params(self) -> FaceParams:
+        """The geometry as FaceParams (no albedo or light yet)."""
+        return FaceParams(
+            self.rotation, self.translation, self.scale, self.identity, self.expression, None, None
+        )
+
+
 def align_image(image: Tensor, translation: Tensor, scale: Tensor, roll: Tensor, scale_init: float) -> Tensor:
     """Warp crops so a face at (roll, scale, translation) lands upright, centred, at ``scale_init``.
 
@@ -120,7 +140,16 @@ class CestModel(nn.Module):
         """(B, 3, S, S) crops in [0, 1] (and (B, 68, 2) landmarks in crop NDC) -> FaceParams."""
         return self.estimate(image, landmarks).params
 
-    def estimate(self, image: Tensor, landmarks: Tensor | None = None) -> CestOutput:
+    def estimate(
+        self, image: Tensor, landmarks: Tensor | None = None, albedo: Tensor | None = None
+    ) -> CestOutput:
+        """(B, 3, S, S) crops in [0, 1] (and landmarks) -> the four factors. ``albedo`` (B, 3, T, T):
+        the reflectance, known already (an earlier frame of the same person); f_r is skipped and f_l
+        conditions on it."""
+        return self.estimate_appearance(self.estimate_geometry(image, landmarks), albedo)
+
+    def estimate_geometry(self, image: Tensor, landmarks: Tensor | None = None) -> GeometryEstimate:
+        """The chain's first half: f_v, then f_s (a video runs the second half on another thread)."""
         cfg = self.config
         if image.shape[-1] != cfg.image_size or image.shape[-2] != cfg.image_size:
             raise ValueError(
@@ -131,25 +160,40 @@ class CestModel(nn.Module):
         rotation, translation, scale = self._viewpoint(x, start)
         aligned = None
         if cfg.conditional:
-            cond = lambda t: t.detach() if cfg.detach_conditioning else t  # noqa: E731
+            cond = self._conditioning
             aligned = align_image(x, cond(translation), cond(scale), cond(rotation[:, 2]), cfg.scale_init)
         identity, expression = self._shape(aligned if cfg.conditional else x, start)
+        return GeometryEstimate(image, x, rotation, translation, scale, identity, expression, aligned)
+
+    def estimate_appearance(self, geometry: GeometryEstimate, albedo: Tensor | None = None) -> CestOutput:
+        """The chain's second half, f_r then f_l, on ``geometry`` (see :meth:`estimate`)."""
+        cfg, g = self.config, geometry
+        if albedo is not None and albedo.shape[-2:] != (cfg.texture_size, cfg.texture_size):
+            raise ValueError(
+                f"a known albedo must be {cfg.texture_size} px square, got {tuple(albedo.shape)}"
+            )
         texture = visibility = None
         if cfg.conditional:
-            verts = self.face_model.vertices(cond(identity), cond(expression))
-            cam = to_camera(verts, cond(rotation))
-            ndc = project(cam, cond(scale), cond(translation))
+            cond = self._conditioning
+            verts = self.face_model.vertices(cond(g.identity), cond(g.expression))
+            cam = to_camera(verts, cond(g.rotation))
+            ndc = project(cam, cond(g.scale), cond(g.translation))
             texture, visibility = unwrap_texture(
-                image, ndc, cam, self.face_model, cfg.texture_size, cfg.occlusion
+                g.image, ndc, cam, self.face_model, cfg.texture_size, cfg.occlusion
             )
-        albedo = torch.sigmoid(self.reflectance(x, texture, visibility))
+        if albedo is None:
+            albedo = torch.sigmoid(self.reflectance(g.x, texture, visibility))
         if cfg.conditional:
-            light_raw = self.illumination(x, texture, cond(albedo), visibility)
+            light_raw = self.illumination(g.x, texture, self._conditioning(albedo), visibility)
         else:
-            light_raw = self.illumination(x)
-        light = ambient_light(image.shape[0], device=image.device) + light_raw.reshape(-1, 9, 3)
-        params = FaceParams(rotation, translation, scale, identity, expression, albedo, light)
-        return CestOutput(params, aligned, texture, visibility)
+            light_raw = self.illumination(g.x)
+        light = ambient_light(g.x.shape[0], device=g.x.device) + light_raw.reshape(-1, 9, 3)
+        params = g.params().replace(albedo=albedo, light=light)
+        return CestOutput(params, g.aligned, texture, visibility)
+
+    def _conditioning(self, factor: Tensor) -> Tensor:
+        """An earlier estimator's output as a later one sees it (without its gradient, by default)."""
+        return factor.detach() if self.config.detach_conditioning else factor
 
     def _fit_start(self, landmarks: Tensor | None, batch: int) -> LandmarkFit:
         if landmarks is None or landmarks.shape[0] != batch or landmarks.shape[1:] not in ((68, 2), (536, 2)):

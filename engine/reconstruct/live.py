@@ -175,7 +175,7 @@ class LiveRecording:
 
     def __init__(self, folder: str | Path, source: str):
         from engine.io.atomic import atomic_path
-        from engine.reconstruct.video import MainShape
+        from engine.reconstruct.person import MainShape
 
         self.folder, self.source = Path(folder), source
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -219,21 +219,22 @@ class LiveSession:
     identity and reflectance as running means, the viewpoint smoothed, as for a video file.
 
     ``run`` reconstructs the newest frame (the source drops the frames it had no time for) while a
-    second thread finishes the one before (texture detail, running albedo, recording, ``on_frame``):
+    second thread finishes the one before (reflectance and light, texture detail, running albedo,
+    recording, ``on_frame``):
     at most one frame waits between them, so nothing queues. ``record(folder)`` and ``record(None)``
     may be called from any thread; they take effect between frames."""
 
     def __init__(self, reconstructor, source: str = "live"):
         from engine.detect.tracker import FaceTracker
+        from engine.reconstruct.person import PersonAlbedo, Track
         from engine.reconstruct.shots import CutDetector
-        from engine.reconstruct.video import AlbedoMean, Track
         from engine.tracking import CropTracker
 
         self.reconstructor, self.source = reconstructor, source
         self.track, self.cuts = Track(), CutDetector()
         self.tracker = FaceTracker(reconstructor.detector)  # which detector call finds the face
         self.crops = CropTracker()  # its smoothed crop box, and where a track ends
-        self._albedo, self._number = AlbedoMean(), -1
+        self._albedo = PersonAlbedo()
         self._recording: LiveRecording | None = None
         self._wanted: tuple[str | Path | None] | None = None  # a record() request not yet applied
         self.recorded: list[Path] = []
@@ -298,9 +299,7 @@ class LiveSession:
                     taken.release()
                     if ended():
                         break
-                    recon = _frame(
-                        self.reconstructor, self.track, self.crops, frame, seconds, cut, face, later=True
-                    )
+                    recon = _frame(self.reconstructor, self.track, self.crops, frame, seconds, cut, face)
                     behind.submit(self._finish, index, seconds, frame, recon, self.track.number, on_frame)
         finally:
             ending.set()  # before closing the finder's thread: it stops at its next look
@@ -319,13 +318,8 @@ class LiveSession:
         }
 
     def _finish(self, index, seconds, frame, recon, number, on_frame) -> None:
-        from engine.reconstruct.video import AlbedoMean
-
         if recon is not None:
-            self.reconstructor.add_detail(recon)
-            if number != self._number:
-                self._albedo, self._number = AlbedoMean(), number
-            recon.params = self._albedo.update(recon.params, recon.extras.get("visibility"))
+            self._albedo.finish(self.reconstructor, recon, number)
         self.frames += 1
         self.faces += recon is not None
         self._apply_record_request()

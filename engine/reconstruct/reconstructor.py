@@ -21,6 +21,7 @@ from engine.detect import Detector, Face, NoFaceError, create_detector
 from engine.facemodel import FaceModel
 from engine.io.image import load_image
 from engine.io.mesh import MeshData
+from engine.model.chain import GeometryEstimate
 from engine.model.fit import FitConfig, fit_landmarks, split_points
 from engine.params import FaceParams
 from engine.reconstruct.delight import delight
@@ -52,6 +53,11 @@ class Reconstruction:
     method: str
     source: str = ""
     extras: dict = field(default_factory=dict)
+    # what reconstruct_face(later=True) left for estimate_appearance: CEST's viewpoint and shape
+    pending: GeometryEstimate | None = field(default=None, repr=False, compare=False)
+    # the albedo is the person's from an earlier frame of a video (engine/reconstruct/person.py),
+    # not estimated on this one
+    albedo_reused: bool = False
     # the vertices of ``params``, decoded once for every output (Reconstructor.face_geometry)
     geometry: FaceGeometry | None = field(default=None, repr=False, compare=False)
 
@@ -161,19 +167,42 @@ class Reconstructor:
         face: Face,
         source: str = "",
         crop_box: CropBox | None = None,
-        later_detail: bool = False,
+        later: bool = False,
     ) -> Reconstruction:
-        """``later_detail``: leave the photo's fine detail out of the albedo for :meth:`add_detail`
-        to put in (a video does it on another thread, while the next frame is estimated)."""
+        """``later``: CEST's reflectance and light and the photo's fine detail are left to
+        :meth:`estimate_appearance` and :meth:`add_detail` (a video runs them on another thread,
+        while the next frame's viewpoint and shape are estimated)."""
         box = crop_box or crop_params_from_landmarks(face.landmarks)
         crop = crop_image(image, box, CROP_SIZE)
         lm = torch.as_tensor(self._fit_points(face, box), dtype=torch.float32)[None]
-        later = later_detail and self.method == "cest" and self.detail
-        params, extras = self.estimate_with_extras(image_tensor(crop), lm, detail=not later)
+        if later and self.method == "cest":
+            geometry = self._estimate_geometry(image_tensor(crop), lm)
+            recon = Reconstruction(image, face, box, crop, geometry.params().to("cpu"), self.method, source)
+            recon.pending = geometry
+            if self.detail:
+                recon.extras["detail_pending"] = torch.ones(())
+            return recon
+        params, extras = self.estimate_with_extras(image_tensor(crop), lm)
         extras = {k: v.cpu() for k, v in extras.items()}
-        if later:
-            extras["detail_pending"] = torch.ones(())
         return Reconstruction(image, face, box, crop, params.to("cpu"), self.method, source, extras)
+
+    @torch.no_grad()
+    def _estimate_geometry(self, crops: torch.Tensor, landmarks_px: torch.Tensor) -> GeometryEstimate:
+        size = self.network.config.image_size
+        crops = F.interpolate(crops.to(self.device), size=(size, size), mode="area")
+        return self.network.estimate_geometry(crops, pixels_to_ndc(landmarks_px.to(self.device), CROP_SIZE))
+
+    @torch.no_grad()
+    def estimate_appearance(self, recon: Reconstruction, albedo: torch.Tensor | None = None) -> None:
+        """Estimate what ``reconstruct_face(later=True)`` left out (in place; nothing if it left
+        nothing): the reflectance, or with ``albedo`` (the network's, of an earlier frame of the same
+        person) that one reused, then the light conditioned on it."""
+        if recon.pending is None:
+            return
+        known = None if albedo is None else albedo.to(self.device)
+        out = self.network.estimate_appearance(recon.pending, known).params
+        recon.params = recon.params.replace(albedo=out.albedo.cpu(), light=out.light.cpu())
+        recon.pending, recon.albedo_reused = None, known is not None
 
     def _fit_points(self, face: Face, box: CropBox) -> np.ndarray:
         """Crop-pixel points for the estimate: the 68, then the 468 Face Mesh points if known."""
@@ -184,7 +213,7 @@ class Reconstructor:
 
     @torch.no_grad()
     def add_detail(self, recon: Reconstruction) -> Reconstruction:
-        """Put in the fine detail ``reconstruct_face(later_detail=True)`` left out (in place)."""
+        """Put in the fine detail ``reconstruct_face(later=True)`` left out (in place)."""
         if recon.extras.pop("detail_pending", None) is not None:
             crops = recon.crop_tensor().to(self.device)
             params, visibility = add_image_detail(
@@ -199,7 +228,12 @@ class Reconstructor:
         return self.estimate_with_extras(crops, landmarks_px)[0]
 
     @torch.no_grad()
-    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor, detail: bool = True):
+    def estimate_with_extras(
+        self,
+        crops: torch.Tensor,
+        landmarks_px: torch.Tensor,
+        detail: bool = True,
+    ):
         """FaceParams and a dict of by-products (the fit's texture ``visibility``); ``detail``
         False leaves the photo's detail out of the CEST albedo whatever ``self.detail`` says."""
         crops = crops.to(self.device)

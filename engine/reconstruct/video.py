@@ -13,11 +13,9 @@ import logging
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from engine.detect import Face, NoFaceError
@@ -28,88 +26,14 @@ from engine.io.mesh import to_json
 from engine.io.staging import commit, discard, new_stage, remove_stale_stages, target_error
 from engine.io.video import VideoWriter, iter_frames, probe
 from engine.params import FaceParams
+from engine.reconstruct.person import MainShape, PersonAlbedo, Track
 from engine.reconstruct.pipeline import OrderedWorker, prefetch
 from engine.reconstruct.reconstructor import Reconstruction, Reconstructor, to_uint8
-from engine.reconstruct.shots import MIN_TRACK_FRAMES, CutDetector, jump_threshold, shape_distance
+from engine.reconstruct.shots import CutDetector
 from engine.reconstruct.views import params_record
 from engine.tracking import CropTracker, TrackedFace
 
 log = logging.getLogger("cest")
-POSE_SMOOTHING = 0.5  # weight of the previous frame's viewpoint
-# Visibility the current frame's own (filled) albedo counts for in the running mean: texels no frame
-# saw (inside the mouth, the nostrils, under the chin) take it, as photo mode's unseen texels do.
-UNSEEN_PRIOR = 0.05
-
-
-@dataclass
-class AlbedoMean:
-    """Running visibility-weighted mean of one person's reflectance."""
-
-    albedo_sum: torch.Tensor | None = None
-    albedo_weight: torch.Tensor | None = None
-
-    def update(self, params: FaceParams, visibility: torch.Tensor | None) -> FaceParams:
-        weight = visibility if visibility is not None else torch.ones_like(params.albedo[:, :1])
-        if self.albedo_sum is None:
-            self.albedo_sum, self.albedo_weight = torch.zeros_like(params.albedo), torch.zeros_like(weight)
-        self.albedo_sum += params.albedo * weight
-        self.albedo_weight += weight
-        albedo = (self.albedo_sum + UNSEEN_PRIOR * params.albedo) / (self.albedo_weight + UNSEEN_PRIOR)
-        return params.replace(albedo=albedo)
-
-
-@dataclass
-class Track:
-    """Running consensus of one person's shape and reflectance, and the smoothed viewpoint (the
-    crop box is followed by engine.tracking.CropTracker)."""
-
-    identity_sum: torch.Tensor | None = None
-    weight_sum: float = 0.0
-    albedo: AlbedoMean = field(default_factory=AlbedoMean)
-    previous: FaceParams | None = None
-    number: int = 0  # 0 for the first person tracked, 1 for the next...
-    distance_sq_sum: float = (
-        0.0  # squared shape distances to the running mean of the frames judged this person
-    )
-    distance_count: int = 0
-
-    def reset(self) -> None:
-        """End the track; the next face starts a new one (with the next number)."""
-        number = self.number + (self.weight_sum > 0)
-        self.__init__()
-        self.number = number
-
-    def someone_else(self, face_model, params: FaceParams) -> bool:
-        """Whether ``params``' shape is too far from the track's to be the same person; a frame judged
-        the same person adds its distance to the track's spread."""
-        if self.weight_sum < MIN_TRACK_FRAMES:
-            return False
-        distance = shape_distance(face_model, params.identity, self.identity_sum / self.weight_sum)
-        if distance > jump_threshold(self.distance_sq_sum, self.distance_count):
-            return True
-        self.distance_sq_sum += distance**2
-        self.distance_count += 1
-        return False
-
-    def update(self, params: FaceParams, visibility: torch.Tensor | None, albedo: bool = True) -> FaceParams:
-        """Fold a frame in and return it with the track's identity, albedo and smoothed viewpoint
-        (with ``albedo`` False the frame's own albedo: the caller folds it into an AlbedoMean)."""
-        if self.identity_sum is None:
-            self.identity_sum = torch.zeros_like(params.identity)
-        self.identity_sum += params.identity
-        self.weight_sum += 1
-        smoothed = params.replace(identity=self.identity_sum / self.weight_sum)
-        if albedo:
-            smoothed = self.albedo.update(smoothed, visibility)
-        if self.previous is not None:
-            a = POSE_SMOOTHING
-            smoothed = smoothed.replace(
-                rotation=a * self.previous.rotation + (1 - a) * params.rotation,
-                translation=a * self.previous.translation + (1 - a) * params.translation,
-                scale=a * self.previous.scale + (1 - a) * params.scale,
-            )
-        self.previous = smoothed
-        return smoothed
 
 
 def reconstruct_video(
@@ -193,15 +117,16 @@ def _reconstruct_into(
             )
             try:
                 # Three stages side by side: decoding and finding the face ahead (prefetch), the
-                # networks here, and behind them (OrderedWorker) the texture detail, the albedo's
-                # running mean and every output of the frame, in frame order.
+                # viewpoint and shape here, and behind them (OrderedWorker) the reflectance and
+                # light, the texture detail, the albedo's running mean and every output of the
+                # frame, in frame order.
                 found = prefetch(_found(iter_frames(path, problems), cuts, faces))
                 with OrderedWorker() as behind:
                     for index, seconds, frame, cut, face in found:
                         if stop is not None and stop():
                             finish.stats["interrupted"] = True
                             break
-                        recon = _frame(reconstructor, track, crops, frame, seconds, cut, face, later=True)
+                        recon = _frame(reconstructor, track, crops, frame, seconds, cut, face)
                         behind.submit(finish, index, seconds, frame, recon, track.number)
             except KeyboardInterrupt:
                 finish.stats["interrupted"] = True
@@ -244,7 +169,7 @@ class _Finisher:
         self.stats = {"frames": 0, "faces": 0, "tracks": 0, "interrupted": False}
         self.last: Reconstruction | None = None
         self.main = MainShape()
-        self.albedo, self.number = AlbedoMean(), -1
+        self.albedo = PersonAlbedo()
 
     def __call__(self, index: int, seconds: float, frame: np.ndarray, recon, number: int) -> None:
         rec, stats = self.reconstructor, self.stats
@@ -252,10 +177,7 @@ class _Finisher:
             stats["interrupted"] = True  # stopped: frames still in flight are not written
             return
         if recon is not None:
-            rec.add_detail(recon)
-            if number != self.number:  # another person: their own reflectance
-                self.albedo, self.number = AlbedoMean(), number
-            recon.params = self.albedo.update(recon.params, recon.extras.get("visibility"))
+            self.albedo.finish(rec, recon, number)
             self.last = recon
             self.main.add(number, recon.params)
         stats["frames"] += 1
@@ -272,19 +194,6 @@ class _Finisher:
             self.on_frame(index, recon)
         if self.progress is not None:
             self.progress(index + 1, self.info.frames)
-
-
-class MainShape:
-    """The shape and albedo of the person seen in the most frames: the clip's one shape."""
-
-    def __init__(self):
-        self.params: FaceParams | None = None
-        self._best, self._track, self._count = 0, -1, 0
-
-    def add(self, track: int, params: FaceParams) -> None:
-        self._track, self._count = track, (self._count + 1 if track == self._track else 1)
-        if self._count >= self._best:  # a track's latest params hold its running means
-            self._best, self.params = self._count, params
 
 
 def write_clip_animation(reconstructor: Reconstructor, folder: Path, info, params: FaceParams) -> list[Path]:
@@ -324,21 +233,20 @@ def _frame(
     seconds: float,
     cut: bool,
     face: Face | None,
-    later: bool = False,
 ) -> Reconstruction | None:
     """A frame's ``face`` (found by _found; ``cut``: a new shot starts here), with the track's
-    identity and viewpoint; ``crops`` follows its crop box and says where a track ends. ``later``:
-    the texture detail and the running albedo are left to the caller (_Finisher)."""
+    identity and viewpoint; ``crops`` follows its crop box and says where a track ends. The reflectance,
+    light, texture detail and running albedo are left to the finishing thread (PersonAlbedo)."""
     tracked = crops.step(frame, [face] if face is not None else [], seconds, cut=cut)
     if tracked is None or tracked.new_track:
         track.reset()  # no face, or another shot: maybe another person
     if tracked is None:
         return None
-    recon = _estimate(reconstructor, frame, tracked, later)
+    recon = _estimate(reconstructor, frame, tracked)
     if track.someone_else(reconstructor.model, recon.params):
         track.reset()  # the shape is another person's: start their own means (and crop smoothing)
-        recon = _estimate(reconstructor, frame, crops.restart(tracked, seconds), later)
-    recon.params = track.update(recon.params, recon.extras.get("visibility"), albedo=not later)
+        recon = _estimate(reconstructor, frame, crops.restart(tracked, seconds))
+    recon.params = track.update(recon.params)
     return recon
 
 
@@ -352,8 +260,9 @@ def _found(frames, cuts: CutDetector, faces: FaceTracker):
         frames.close()
 
 
-def _estimate(reconstructor: Reconstructor, frame: np.ndarray, tracked: TrackedFace, later: bool = False):
-    return reconstructor.reconstruct_face(frame, tracked.face, crop_box=tracked.box, later_detail=later)
+def _estimate(reconstructor: Reconstructor, frame: np.ndarray, tracked: TrackedFace):
+    """The viewpoint and shape; the rest is estimated by the finishing thread (PersonAlbedo)."""
+    return reconstructor.reconstruct_face(frame, tracked.face, crop_box=tracked.box, later=True)
 
 
 def _frame_record(

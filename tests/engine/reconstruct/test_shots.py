@@ -2,8 +2,8 @@
 
 import torch
 
+from engine.reconstruct.person import Track
 from engine.reconstruct.shots import IDENTITY_JUMP_CM, shape_distance
-from engine.reconstruct.video import Track
 from tests.conftest import random_params
 
 
@@ -25,7 +25,7 @@ def test_an_expressive_person_stays_one_track_and_another_person_starts_one(face
         if mean is not None and track.weight_sum >= 3:
             scattered.append(shape_distance(face_model, params.identity, mean))
         assert not track.someone_else(face_model, params)
-        track.update(params, None)
+        track.update(params)
     assert max(scattered) > IDENTITY_JUMP_CM  # the fixed threshold alone would have split it
     newcomer = next(_frames(face_model, other, 1, 0.0, seed=2))
     assert shape_distance(face_model, other, person) > 1.5
@@ -37,7 +37,7 @@ def test_a_steady_track_notices_a_small_change_at_once(face_model):
     track = Track()
     for params in _frames(face_model, person, 4, 0.0, seed=3):
         assert not track.someone_else(face_model, params)
-        track.update(params, None)
+        track.update(params)
     nearby = person.clone()
     nearby[0, 0] = 1.0
     assert shape_distance(face_model, nearby, person) > IDENTITY_JUMP_CM

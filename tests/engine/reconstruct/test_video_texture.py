@@ -41,7 +41,7 @@ def test_no_unfilled_texels_inside_the_uv_chart_of_a_video_texture(tmp_path, met
 
 def test_the_running_albedo_takes_the_frame_where_no_frame_saw():
     from engine.params import FaceParams
-    from engine.reconstruct.video import Track
+    from engine.reconstruct.person import AlbedoMean
 
     albedo = torch.full((1, 3, 8, 8), 0.6)
     params = FaceParams(
@@ -55,5 +55,5 @@ def test_the_running_albedo_takes_the_frame_where_no_frame_saw():
     )
     visibility = torch.zeros(1, 1, 8, 8)
     visibility[..., :4] = 1.0
-    out = Track().update(params, visibility)
+    out = AlbedoMean().update(params, visibility)
     assert torch.allclose(out.albedo, albedo, atol=1e-5)
