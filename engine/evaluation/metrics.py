@@ -118,3 +118,21 @@ def landmark_nme(pred: Tensor, gt: Tensor, normaliser: Tensor | None = None) -> 
         pred, gt = pred[None], gt[None]
     norm = inter_ocular(gt) if normaliser is None else torch.as_tensor(normaliser).double()
     return (pred - gt).norm(dim=-1).mean(-1) / norm
+
+
+def shading_in_albedo(pred: Tensor, gt: Tensor, shading: Tensor, mask: Tensor) -> Tensor:
+    """(B,) how much of the true shading a predicted albedo holds: the slope of log(pred / gt) on
+    log(shading), luminance, over the mask (1: the shading baked into the albedo, 0: none; NaN
+    where the light hardly varies over the face)."""
+
+    def log_luminance(x: Tensor) -> Tensor:
+        return x.double().mean(1, keepdim=True).clamp_min(1e-3).log()
+
+    mask = _binary(mask).double()
+    ratio, light = log_luminance(pred) - log_luminance(gt), log_luminance(shading)
+    count = mask.flatten(1).sum(1).clamp_min(1)
+    centre = lambda x: x - ((x * mask).flatten(1).sum(1) / count).reshape(-1, 1, 1, 1)  # noqa: E731
+    ratio, light = centre(ratio), centre(light)
+    variance = (light * light * mask).flatten(1).sum(1) / count
+    slope = (ratio * light * mask).flatten(1).sum(1) / count / variance.clamp_min(1e-12)
+    return torch.where(variance > 1e-4, slope, torch.full_like(slope, float("nan")))

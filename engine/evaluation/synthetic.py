@@ -33,8 +33,9 @@ from engine.evaluation.synthetic_set import (  # noqa: F401 - re-exported: the b
 )
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
-from engine.render import Renderer
-from engine.sh import ambient_light
+from engine.render import Renderer, vertex_normals
+from engine.render.uv import vertex_attrs_to_uv
+from engine.sh import ambient_light, sh_shading
 
 log = logging.getLogger("cest")
 METRICS = {  # key: (label, unit / scale shown in the table)
@@ -42,6 +43,7 @@ METRICS = {  # key: (label, unit / scale shown in the table)
     "depth_cm": "depth std (cm)",
     "mad": "MAD (deg)",
     "albedo": "albedo RMSE",
+    "shading_in_albedo": "shading in albedo",
     "nme": "NME (% IOD)",
     "nme_inner": "NME 51 inner (% IOD)",
 }
@@ -56,6 +58,10 @@ DEFINITIONS = {
     "albedo": (
         "RMSE in UV space over the model's UV chart at the ground-truth texture size, after a "
         "least-squares per-channel colour scale"
+    ),
+    "shading_in_albedo": (
+        "slope of log(predicted / true albedo) on log(true shading), luminance, over the UV texels the "
+        "true view faces (camera-space normal z > 0.3): 1 = the light baked into the albedo, 0 = none"
     ),
     "nme": (
         "mean 68-point landmark error / true outer-eye-corner distance (36-45), percent; the truth is the "
@@ -193,6 +199,10 @@ def score(
         out["albedo"].append(
             metrics.albedo_error(albedo, testset.albedo[sl], chart.expand(albedo.shape[0], -1, -1, -1))
         )
+        shading, facing = true_shading_uv(testset.params.select(sl), model, tex)
+        out["shading_in_albedo"].append(
+            metrics.shading_in_albedo(albedo, testset.albedo[sl], shading, facing * chart)
+        )
         pred_lm, true_lm = predicted_landmarks(p, model, size), testset.landmarks[sl]
         out["nme"].append(metrics.landmark_nme(pred_lm, true_lm) * 100)
         out["nme_inner"].append(
@@ -201,6 +211,15 @@ def score(
         gt_area = metrics.erode(testset.mask[sl]).flatten(1).sum(1)
         out["overlap"].append(mask.flatten(1).sum(1) / gt_area.clamp_min(1))
     return {k: torch.cat(v).numpy().astype(float) for k, v in out.items()}
+
+
+def true_shading_uv(truth: FaceParams, model: FaceModel, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The true light's shading of the true surface in UV space (B, 3, T, T), and where the true view
+    faces the surface (B, 1, T, T)."""
+    _, cam, _ = truth.geometry(model)
+    normals = F.normalize(vertex_attrs_to_uv(model, vertex_normals(cam, model.faces), size), dim=1)
+    shading = sh_shading(normals.permute(0, 2, 3, 1), truth.light).permute(0, 3, 1, 2)
+    return shading, (normals[:, 2:3] > 0.3).to(shading.dtype)
 
 
 # ------------------------------------------------------------------------------------ running

@@ -137,3 +137,18 @@ def test_erode_one_pixel():
     eroded = metrics.erode(mask)
     assert eroded.sum().item() == 1 and eroded[0, 0, 3, 3] == 1
     assert metrics.erode(torch.ones(1, 1, 5, 5)).sum().item() == 25  # image borders are not edges
+
+
+def test_shading_in_albedo_is_one_when_baked_in_and_zero_when_not():
+    gen = torch.Generator().manual_seed(0)
+    truth = 0.3 + 0.5 * torch.rand(2, 3, 16, 16, generator=gen)
+    shading = 0.4 + torch.linspace(0, 1.2, 16).reshape(1, 1, 1, 16).expand(2, 3, 16, 16)
+    mask = torch.ones(2, 1, 16, 16)
+    baked = metrics.shading_in_albedo(truth * shading, truth, shading, mask)
+    clean = metrics.shading_in_albedo(0.9 * truth, truth, shading, mask)  # a colour scale: no shading
+    half = metrics.shading_in_albedo(truth * shading.sqrt(), truth, shading, mask)
+    assert torch.allclose(baked, torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(clean, torch.zeros(2, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(half, torch.full((2,), 0.5, dtype=torch.float64))
+    flat = metrics.shading_in_albedo(truth, truth, torch.ones_like(truth), mask)
+    assert torch.isnan(flat).all()  # under a flat light the question has no answer
