@@ -3,9 +3,11 @@
 Stage 0 maps the whole mesh (x, y and relative depth, in a frame normalised by the eyes' line and
 the mesh's size) to the 68 points by ridge regression: it learns where an annotator puts each
 point from all 468, not from one or two fixed vertices (the jaw of a turned face especially).
-Then a supervised descent cascade (Xiong & De la Torre, CVPR 2013) refines the points: HOG
-descriptors around each point, in a face canvas aligned to the mean shape, regress the update
-linearly, coarse to fine. Everything is fitted in closed form (ridge) by
+Then a supervised descent cascade (Xiong & De la Torre, CVPR 2013) refines the points: the face is
+warped once into a canvas aligned to the mean shape, its oriented gradients integrated once
+(engine.detect.gradients), and each stage reads cells of them around the current points and
+regresses the update linearly (reduced rank), coarse to fine. Everything is fitted in closed form
+(ridge) by
 ``scripts/train_landmark_refiner.py`` on the 300-W annotations (see resources/detect/README.md).
 """
 
@@ -17,8 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CANVAS = 160  # default side of the face canvas the cascade reads its descriptors from
-MEAN_HALF_EXTENT = 0.36  # the mean shape spans +-0.36 of the canvas around its centre
+from engine.detect.gradients import cell_histograms, orientation_integral
+
+CANVAS = 144  # default side of the face canvas the cascade reads its descriptors from
+MEAN_HALF_EXTENT = 0.4  # the mean shape spans +-0.4 of the canvas around its centre
+CELLS = 4  # each point's descriptor: CELLS x CELLS cells of oriented gradients
 
 
 def mesh_frame(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -31,9 +36,10 @@ def mesh_frame(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return centre, rot, float(np.sqrt((local**2).sum(1).mean()))
 
 
-def mesh_features(mesh: np.ndarray) -> np.ndarray:
-    """(468, 3) -> (1405,) normalised x, y, depth and a bias term (the linear map's input)."""
-    centre, rot, size = mesh_frame(mesh)
+def mesh_features(mesh: np.ndarray, frame: tuple[np.ndarray, np.ndarray, float] | None = None) -> np.ndarray:
+    """(468, 3) -> (1405,) normalised x, y, depth and a bias term (the linear map's input); frame:
+    the mesh's ``mesh_frame`` if already known."""
+    centre, rot, size = mesh_frame(mesh) if frame is None else frame
     xy = (mesh[:, :2] - centre) @ rot
     z = mesh[:, 2:] - mesh[:, 2:].mean()
     return np.append(np.hstack([xy, z]).ravel() / size, 1.0)
@@ -65,61 +71,68 @@ def canvas_side(mean: np.ndarray) -> int:
     return int(round(2 * float(mean.mean(0).mean())))
 
 
-def _hog(window: int) -> cv2.HOGDescriptor:
-    cell = window // 4
-    return cv2.HOGDescriptor((window, window), (2 * cell, 2 * cell), (cell, cell), (cell, cell), 9)
-
-
-def canvas_gray(image: np.ndarray, to_canvas: np.ndarray, pad: int, canvas: int) -> np.ndarray:
-    """The face warped into the canvas (gray, padded by `pad` on each side)."""
-    shifted = to_canvas.copy()
-    shifted[:, 2] += pad
-    side = canvas + 2 * pad
+def canvas_gray(image: np.ndarray, to_canvas: np.ndarray, side: int) -> np.ndarray:
+    """The face warped into the (side x side) canvas, gray."""
     warped = cv2.warpAffine(
-        image, shifted, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        image, to_canvas, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY) if warped.ndim == 3 else warped
 
 
-def descriptors(image: np.ndarray, points: np.ndarray, mean: np.ndarray, window: int):
-    """HOG around each point in the canvas -> (features (68*D,), image->canvas 2x3, points in canvas).
-    The canvas side is implied by the mean shape, which spans MEAN_HALF_EXTENT of it around its centre."""
-    canvas = canvas_side(mean)
-    to_canvas = similarity(points, mean)
-    local = points @ to_canvas[:, :2].T + to_canvas[:, 2]
-    gray = canvas_gray(image, to_canvas, window, canvas)
-    corners = np.round(local - window / 2).astype(int) + window
-    corners = np.clip(corners, 0, canvas + window)
-    locations = tuple((int(x), int(y)) for x, y in corners)
-    feats = _hog(window).compute(gray, (8, 8), (0, 0), locations).ravel()
-    return feats, to_canvas, local
+@dataclass
+class Canvas:
+    """The face warped to the mean shape once, for every stage: the integral image of its oriented
+    gradients and the similarity taking image pixels to its pixels."""
+
+    integral: np.ndarray  # (side + 1, side + 1, BINS) float32
+    to_canvas: np.ndarray  # (2, 3)
+
+    @classmethod
+    def of(cls, image: np.ndarray, points: np.ndarray, mean: np.ndarray) -> Canvas:
+        """The canvas of a face whose current points are `points` (its side implied by the mean)."""
+        to_canvas = similarity(points, mean)
+        return cls(orientation_integral(canvas_gray(image, to_canvas, canvas_side(mean))), to_canvas)
+
+    def to_local(self, points: np.ndarray) -> np.ndarray:
+        return points @ self.to_canvas[:, :2].T + self.to_canvas[:, 2]
+
+    def to_image(self, local: np.ndarray) -> np.ndarray:
+        a, b = self.to_canvas[0, 0], self.to_canvas[1, 0]  # a similarity: [[a, -b], [b, a]]
+        inverse = np.array([[a, b], [-b, a]]) / (a * a + b * b)
+        return (local - self.to_canvas[:, 2]) @ inverse.T
 
 
 @dataclass
 class Stage:
-    window: int
+    window: float  # side of the cell grid around each point (canvas pixels)
     mean_feature: np.ndarray  # (F,)
-    weights: np.ndarray  # (F, 136)
+    weights: np.ndarray  # (F, R): the features' coordinates of the step in `basis`
+    basis: np.ndarray  # (R, 136): the step's R directions (R <= 136: a reduced-rank regression)
     bias: np.ndarray  # (136,)
 
-    def apply(self, image: np.ndarray, points: np.ndarray, mean: np.ndarray) -> np.ndarray:
-        feats, to_canvas, local = descriptors(image, points, mean, self.window)
-        step = self._regress(feats - self.mean_feature) + self.bias
-        moved = local + step.reshape(68, 2)
-        return (moved - to_canvas[:, 2]) @ np.linalg.inv(to_canvas[:, :2]).T
+    def apply(self, integral: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """(68, 2) points in the canvas -> the points moved by this stage's regressed step."""
+        step = self._regress(stage_features(integral, local, self.window) - self.mean_feature)
+        return local + (step + self.bias).reshape(68, 2)
 
     def _regress(self, x: np.ndarray) -> np.ndarray:
-        """``x @ weights``, the same sum, as torch's single-threaded matrix-vector product over the
-        transposed weights: about 20x faster than numpy's (which reads the 12 MB matrix across its
-        rows, on every BLAS thread), the refiner's whole cost on a busy machine."""
+        """``x @ weights @ basis``, as torch's single-threaded matrix-vector products over the
+        transposed factors (numpy's reads the matrix across its rows, on every BLAS thread)."""
         import torch
 
-        transposed = self.__dict__.get("_transposed")
-        if transposed is None:  # stored transposed from now on (weights stays a view of it: no copy)
+        factors = self.__dict__.get("_factors")
+        if factors is None:  # stored transposed from now on (weights stays a view of it: no copy)
             rows = np.ascontiguousarray(self.weights.T, np.float32)
             self.weights = rows.T
-            transposed = self.__dict__["_transposed"] = torch.from_numpy(rows)
-        return torch.mv(transposed, torch.from_numpy(np.asarray(x, np.float32))).numpy()
+            basis = torch.from_numpy(np.ascontiguousarray(self.basis.T, np.float32))
+            factors = self.__dict__["_factors"] = (torch.from_numpy(rows), basis)
+        coords = torch.mv(factors[0], torch.from_numpy(np.asarray(x, np.float32)))
+        return torch.mv(factors[1], coords).numpy()
+
+
+def stage_features(integral: np.ndarray, local: np.ndarray, window: float) -> np.ndarray:
+    """(68 * CELLS * CELLS * BINS,) the oriented-gradient cells around each point."""
+    return cell_histograms(integral, local, window / CELLS, CELLS).ravel()
 
 
 class LandmarkRefiner:
@@ -129,22 +142,36 @@ class LandmarkRefiner:
         self.linear, self.mean, self.stages = linear, mean, stages
 
     def initial(self, mesh: np.ndarray) -> np.ndarray:
-        """The linear map alone (stage 0)."""
-        return from_mesh_frame((mesh_features(mesh) @ self.linear).reshape(68, 2), mesh)
+        """The linear map alone (stage 0; torch's matrix-vector product, as the stages')."""
+        import torch
+
+        transposed = self.__dict__.get("_linear_t")
+        if transposed is None:
+            rows = np.ascontiguousarray(self.linear.T, np.float32)
+            transposed = self.__dict__["_linear_t"] = torch.from_numpy(rows)
+        centre, rot, size = frame = mesh_frame(mesh)
+        x = torch.from_numpy(mesh_features(mesh, frame).astype(np.float32))
+        points = torch.mv(transposed, x).numpy().reshape(68, 2)
+        return points * size @ rot.T + centre
 
     def __call__(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
         points = self.initial(mesh)
+        if not self.stages:
+            return points.astype(np.float32)
+        canvas = Canvas.of(image, points, self.mean)
+        local = canvas.to_local(points)
         for stage in self.stages:
-            points = stage.apply(image, points, self.mean)
-        return points.astype(np.float32)
+            local = stage.apply(canvas.integral, local)
+        return canvas.to_image(local).astype(np.float32)
 
     def save(self, path: Path) -> None:
         arrays = {"linear": self.linear.astype(np.float32), "mean": self.mean.astype(np.float32)}
         for i, s in enumerate(self.stages):
             arrays |= {
-                f"s{i}_window": np.array(s.window),
+                f"s{i}_window": np.array(s.window, np.float32),
                 f"s{i}_mean_feature": s.mean_feature.astype(np.float32),
                 f"s{i}_weights": s.weights.astype(np.float16),
+                f"s{i}_basis": s.basis.astype(np.float32),
                 f"s{i}_bias": s.bias.astype(np.float32),
             }
         np.savez_compressed(path, **arrays)
@@ -155,9 +182,10 @@ class LandmarkRefiner:
             n = sum(1 for k in z.files if k.endswith("_window"))
             stages = [
                 Stage(
-                    int(z[f"s{i}_window"]),
+                    float(z[f"s{i}_window"]),
                     z[f"s{i}_mean_feature"],
                     z[f"s{i}_weights"].astype(np.float32),
+                    z[f"s{i}_basis"],
                     z[f"s{i}_bias"],
                 )
                 for i in range(n)
@@ -197,12 +225,25 @@ def mean_shape(truths: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     return mean / np.abs(mean).max() * canvas * MEAN_HALF_EXTENT + canvas / 2
 
 
-def fit_stage(images, points, truths, mean, window: int, lam: float) -> Stage:
-    feats, steps = [], []
-    for image, p, t in zip(images, points, truths):
-        f, to_canvas, local = descriptors(image, p, mean, window)
-        feats.append(f)
-        steps.append((t @ to_canvas[:, :2].T + to_canvas[:, 2] - local).ravel())
-    x, y = np.array(feats, np.float32), np.array(steps, np.float32)
+def fit_stage(features: np.ndarray, steps: np.ndarray, window: float, lam: float, rank: int = 136) -> Stage:
+    """A stage from its training samples: features (N, F) of ``stage_features`` at the current
+    points and the steps (N, 136) from them to the annotations, both in each face's canvas. The
+    ridge map is cut to the `rank` main directions of its fitted steps (reduced-rank ridge
+    regression): the run-time product costs F x rank, not F x 136."""
+    import torch
+
+    x, y = np.asarray(features, np.float32), np.asarray(steps, np.float32)
     mu, bias = x.mean(0), y.mean(0)
-    return Stage(window, mu, ridge(x - mu, y - bias, lam).astype(np.float32), bias)
+    w = torch.from_numpy(ridge(x - mu, y - bias, lam))
+    fitted = torch.from_numpy(x - mu).double() @ w
+    basis = torch.linalg.svd(fitted, full_matrices=False).Vh[:rank]  # (rank, 136), orthonormal
+    return Stage(window, mu, (w @ basis.T).float().numpy(), basis.float().numpy(), bias)
+
+
+def predicted_steps(stage: Stage, features: np.ndarray) -> np.ndarray:
+    """(N, F) features -> (N, 136) the stage's steps (torch: the training set's product is large)."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(features, np.float32) - stage.mean_feature)
+    coords = x @ torch.from_numpy(np.ascontiguousarray(stage.weights, np.float32))
+    return (coords @ torch.from_numpy(stage.basis)).numpy() + stage.bias
