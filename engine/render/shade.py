@@ -33,6 +33,11 @@ class _SparseMatmul(torch.autograd.Function):
         return ctx.transpose @ grad, None, None
 
 
+def sparse_matmul(matrix: Tensor, x: Tensor, transpose: Tensor) -> Tensor:
+    """``matrix @ x`` for a sparse CSR ``matrix`` (its ``transpose`` given), differentiable in ``x``."""
+    return _SparseMatmul.apply(x, matrix, transpose)
+
+
 def vertex_face_matrix(faces: Tensor, n_verts: int) -> tuple[Tensor, Tensor]:
     """Sparse CSR incidence (V, F) of vertices in faces, and its transpose (F, V)."""
     n_faces, ones = faces.shape[0], torch.ones(faces.numel(), device=faces.device)
@@ -65,7 +70,7 @@ def vertex_normals(verts: Tensor, faces: Tensor, incidence: tuple[Tensor, Tensor
     edge1, edge2 = (p[:, 1:] - p[:, :1]).unbind(1)
     face_normals = torch.linalg.cross(edge1, edge2, dim=0)  # (3, B*F)
     per_face = face_normals.view(3 * batch, -1).t()  # (F, 3*B)
-    summed = _SparseMatmul.apply(per_face, matrix, transpose)  # (V, 3*B)
+    summed = sparse_matmul(matrix, per_face, transpose)  # (V, 3*B)
     return F.normalize(summed.t().reshape(3, batch, n_verts).permute(1, 2, 0), dim=-1, eps=1e-12)
 
 

@@ -1,16 +1,20 @@
 """Image -> UV space: sample the input colours of every texel of the face model's UV map.
 
 The UV layout is fixed, so which triangle covers each texel (and its barycentrics) is computed
-once per texture size; unwrapping a batch is then a gather, a weighted sum and a grid_sample.
+once per texture size, as a sparse (texels x vertices) matrix of barycentric weights; unwrapping a
+batch is then one sparse matrix product and a grid_sample.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 from engine.facemodel import FaceModel
-from engine.render import interpolate, rasterize, vertex_normals
+from engine.render import interpolate, rasterize, vertex_face_matrix, vertex_normals
+from engine.render.shade import sparse_matmul
 
 
 def _uv_layout(faces: torch.Tensor, uvs: torch.Tensor, size: int):
@@ -33,11 +37,43 @@ def uv_layout(model: FaceModel, size: int):
     return cache[size]
 
 
+def _cached(model: FaceModel, name: str, key, build):
+    """``build()``, kept on the model under ``name`` and ``key`` (the model's data never changes)."""
+    cache = model.__dict__.setdefault(name, {})
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]
+
+
+def _uv_matrix(model: FaceModel, size: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sparse CSR (T*T, V) barycentric weights of every texel's corners, and its transpose."""
+
+    def build():
+        corners, bary, _ = uv_layout(model, size)
+        rows = torch.arange(size * size, device=corners.device).repeat_interleave(3)
+        index = torch.stack([rows, corners.reshape(-1)])
+        shape = (size * size, model.n_vertices)
+        weights = bary.reshape(-1).to(dtype)
+        matrix = torch.sparse_coo_tensor(index, weights, shape, check_invariants=True).coalesce()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return matrix.to_sparse_csr(), matrix.t().coalesce().to_sparse_csr()
+
+    return _cached(model, "_uv_matrices", (size, dtype), build)
+
+
+def face_incidence(model: FaceModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """engine.render.vertex_face_matrix of the model's mesh, built once per model."""
+    return _cached(model, "_incidence", "faces", lambda: vertex_face_matrix(model.faces, model.n_vertices))
+
+
 def vertex_attrs_to_uv(model: FaceModel, attrs: torch.Tensor, size: int) -> torch.Tensor:
     """Per-vertex (B, V, C) -> per-texel (B, C, T, T), differentiable w.r.t. attrs; 0 off the chart."""
-    corners, bary, _ = uv_layout(model, size)
-    gathered = attrs[:, corners]  # (B, T, T, 3, C)
-    return torch.einsum("tsk,btskc->bcts", bary.to(attrs.dtype), gathered)
+    batch, n_verts, channels = attrs.shape
+    matrix, transpose = _uv_matrix(model, size, attrs.dtype)
+    flat = attrs.permute(1, 0, 2).reshape(n_verts, batch * channels)
+    texels = sparse_matmul(matrix, flat, transpose)  # (T*T, B*C)
+    return texels.t().reshape(batch, channels, size, size)
 
 
 def unwrap_texture(
@@ -53,7 +89,7 @@ def unwrap_texture(
     Visibility is the surface's facing ratio toward the camera (cosine), zero where the texel is
     hidden behind another part of the face (when ``occlusion``) or off the UV chart.
     """
-    normals = vertex_normals(verts_cam, model.faces)
+    normals = vertex_normals(verts_cam, model.faces, face_incidence(model))
     attrs = torch.cat([verts_ndc, normals[..., 2:]], -1)  # x, y, depth, facing
     texel = vertex_attrs_to_uv(model, attrs, size)  # (B, 4, T, T)
     grid = texel[:, :2].permute(0, 2, 3, 1)

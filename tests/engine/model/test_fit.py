@@ -53,14 +53,3 @@ def test_the_face_mesh_points_pin_the_shape_down_better_than_68(face_model):
     )
     with pytest.raises(ValueError, match="68 or 68 \\+ 468"):
         split_points(points[:, :100])
-
-
-def test_the_closed_form_nearest_rotation_rows_match_the_svd():
-    from engine.model.fit import _nearest_scaled_rows
-
-    affine = torch.randn(64, 2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    rows, scale = _nearest_scaled_rows(affine)
-    u, sing, vt = torch.linalg.svd(affine, full_matrices=False)
-    assert torch.allclose(rows, u @ vt, atol=1e-9)
-    assert torch.allclose(scale, sing.mean(-1, keepdim=True), atol=1e-9)
-    assert torch.allclose(rows @ rows.transpose(1, 2), torch.eye(2, dtype=torch.float64).expand(64, 2, 2))

@@ -68,8 +68,11 @@ def test_cli_photo_source(tmp_path, photos):
         == 0
     )
     moved, target_own, source_own = _params(out / "target"), _params(own / "target"), _params(own / "smile")
-    np.testing.assert_allclose(moved["expression"], source_own["expression"], atol=1e-6)
-    np.testing.assert_allclose(moved["identity"], target_own["identity"], atol=1e-6)
+    # The same photos' fits, to rounding: the landmark refiner's points (OpenCV's float sums) may
+    # differ by 1e-4 px between two runs of one photo, its fit by ~1e-4; another face's
+    # coefficients differ by > 0.1.
+    np.testing.assert_allclose(moved["expression"], source_own["expression"], atol=1e-3)
+    np.testing.assert_allclose(moved["identity"], target_own["identity"], atol=1e-3)
     assert not np.allclose(target_own["expression"], source_own["expression"], atol=1e-3)
     assert (out / "target" / "face.obj").exists()
 
