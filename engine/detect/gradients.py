@@ -34,8 +34,10 @@ def orientation_maps(gray: np.ndarray) -> np.ndarray:
 
 
 def orientation_integral(gray: np.ndarray) -> np.ndarray:
-    """(H, W) gray -> (H + 1, W + 1, BINS) float32 integral images of ``orientation_maps``."""
-    return cv2.integral(orientation_maps(gray), sdepth=cv2.CV_32F)
+    """(H, W) gray -> (H + 1, W + 1, BINS) float64 integral images of ``orientation_maps`` (float32
+    sums came out differently, by a few units in the last place, from one call to the next on the
+    same image: OpenCV's vectorised paths depend on the buffers' memory alignment)."""
+    return cv2.integral(orientation_maps(gray), sdepth=cv2.CV_64F)
 
 
 def cell_histograms(integral: np.ndarray, points: np.ndarray, cell: float, cells: int = 4) -> np.ndarray:
@@ -51,4 +53,5 @@ def cell_histograms(integral: np.ndarray, points: np.ndarray, cell: float, cells
     corners = integral.reshape(-1, integral.shape[2])[ys[:, :, None] * (w + 1) + xs[:, None, :]]
     rows = corners[:, :, 1:] - corners[:, :, :-1]  # (N, cells + 1, cells, BINS)
     sums = np.abs(rows[:, 1:] - rows[:, :-1]).reshape(len(points), -1)  # abs: rounding only
-    return np.sqrt(sums) / (np.sqrt(sums.sum(1, keepdims=True)) + np.float32(1e-2 * cell))
+    normalised = np.sqrt(sums) / (np.sqrt(sums.sum(1, keepdims=True)) + 1e-2 * cell)
+    return normalised.astype(np.float32)

@@ -84,7 +84,7 @@ class Canvas:
     """The face warped to the mean shape once, for every stage: the integral image of its oriented
     gradients and the similarity taking image pixels to its pixels."""
 
-    integral: np.ndarray  # (side + 1, side + 1, BINS) float32
+    integral: np.ndarray  # (side + 1, side + 1, BINS) float64
     to_canvas: np.ndarray  # (2, 3)
 
     @classmethod

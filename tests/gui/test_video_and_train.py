@@ -256,7 +256,8 @@ def test_train_tab_start_stop_resume_and_the_model_appears(qtbot, window, tmp_pa
     assert tab.status.get("state") == "done" and tab.status.get("step") == 40
     assert tab.start_model.currentText() == "From scratch"  # the person's choice survives the new model
     assert steps_seen and min(steps_seen) >= at, f"Resume continues from step {at}: saw {steps_seen}"
-    assert min(s for s in steps_seen if s > at) <= at + 5  # its next report, not a restart
+    # resumed, not restarted (which step the window first sees depends on its polling's timing)
+    assert "Resuming the run in" in tab.log.toPlainText()
     save_shot(window, "08_training_done")
     # the new model is selectable and remembered; switching re-runs the current face
     keys = [window.model_combo.itemData(i) for i in range(window.model_combo.count())]
