@@ -27,7 +27,9 @@ from engine.facemodel import FaceModel
 from engine.model.fit import LandmarkFit, fit_landmarks, split_points
 from engine.model.networks import IlluminationNet, ReflectanceNet, ShapeNet, ViewpointNet
 from engine.params import FaceParams
-from engine.render.uv import unwrap_texture
+from engine.render import vertex_normals
+from engine.render.delight import delight
+from engine.render.uv import face_incidence, unwrap_texture, vertex_attrs_to_uv
 from engine.sh import ambient_light
 
 FORMAT = "cest-v1"
@@ -54,6 +56,10 @@ class CestConfig:
     # points; f_v and f_s then estimate corrections to it. The fit is one more factor the chain
     # conditions on; the unconditioned ablation gets it too.
     fit_prior: bool = False
+    # f_r sees the unwrap de-lit by a least-squares SH light on the current geometry's normals
+    # (engine/render/delight.py), not the unwrap itself, which it copies, light and all; f_l still
+    # sees the unwrap as it is.
+    delit_unwrap: bool = False
     # The fit also uses the 468 Face Mesh points (placed on the model by scripts/register_face_mesh.py)
     # when the landmarks carry them (B, 68 + 468, 2).
     dense_fit: bool = False
@@ -182,7 +188,9 @@ class CestModel(nn.Module):
                 g.image, ndc, cam, self.face_model, cfg.texture_size, cfg.occlusion
             )
         if albedo is None:
-            albedo = torch.sigmoid(self.reflectance(g.x, texture, visibility))
+            delit = cfg.delit_unwrap and cfg.conditional
+            seen = self._delit(texture, cam, visibility) if delit else texture
+            albedo = torch.sigmoid(self.reflectance(g.x, seen, visibility))
         if cfg.conditional:
             light_raw = self.illumination(g.x, texture, self._conditioning(albedo), visibility)
         else:
@@ -190,6 +198,14 @@ class CestModel(nn.Module):
         light = ambient_light(g.x.shape[0], device=g.x.device) + light_raw.reshape(-1, 9, 3)
         params = g.params().replace(albedo=albedo, light=light)
         return CestOutput(params, g.aligned, texture, visibility)
+
+    @torch.no_grad()
+    def _delit(self, texture: Tensor, cam: Tensor, visibility: Tensor) -> Tensor:
+        """The unwrap divided by the shading of its least-squares SH light (see ``delit_unwrap``)."""
+        model = self.face_model
+        normals = vertex_normals(cam, model.faces, face_incidence(model))
+        normals_uv = F.normalize(vertex_attrs_to_uv(model, normals, texture.shape[-1]), dim=1)
+        return delight(texture, normals_uv, visibility)[0]
 
     def _conditioning(self, factor: Tensor) -> Tensor:
         """An earlier estimator's output as a later one sees it (without its gradient, by default)."""

@@ -24,9 +24,9 @@ from engine.io.mesh import MeshData
 from engine.model.chain import GeometryEstimate
 from engine.model.fit import FitConfig, fit_landmarks, split_points
 from engine.params import FaceParams
-from engine.reconstruct.delight import delight
 from engine.reconstruct.detail import add_image_detail
 from engine.render import Renderer, RenderOutput, vertex_normals
+from engine.render.delight import delight
 from engine.render.uv import pad_chart, symmetric_fill, unwrap_texture, vertex_attrs_to_uv
 from engine.resources import resources_root
 

@@ -113,3 +113,27 @@ def test_load_rejects_foreign_files(tmp_path, face_model):
         CestModel.load(junk, face_model=face_model)
     with pytest.raises(WeightsError, match="no weights file"):
         CestModel.load(tmp_path / "missing.safetensors", face_model=face_model)
+
+
+def test_a_delit_unwrap_is_what_the_reflectance_estimator_sees(face_model):
+    from engine.render import vertex_normals
+    from engine.render.delight import delight
+    from engine.render.uv import vertex_attrs_to_uv
+
+    config = CestConfig(image_size=64, texture_size=32, width=8, features=32, delit_unwrap=True)
+    model = CestModel(config, face_model).eval()
+    seen: list[torch.Tensor] = []
+    model.reflectance.register_forward_hook(lambda module, args, out: seen.append(args[1]))
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model.estimate(image)
+    g = model.estimate_geometry(image)
+    _, cam, _ = g.params().geometry(face_model)
+    assert out.texture is not None and out.visibility is not None
+
+    uv_normals = torch.nn.functional.normalize(
+        vertex_attrs_to_uv(face_model, vertex_normals(cam, face_model.faces), 32), dim=1
+    )
+    expected = delight(out.texture, uv_normals, out.visibility)[0]
+    assert torch.allclose(seen[0], expected, atol=1e-5)
+    assert not torch.allclose(seen[0], out.texture, atol=1e-3)  # the light divided out, not the unwrap

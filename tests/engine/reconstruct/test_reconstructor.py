@@ -46,7 +46,7 @@ def test_delegated_commands_have_their_own_help(command, capsys):
 
 
 def test_delight_falls_back_to_ambient_when_the_fit_goes_wild():
-    from engine.reconstruct.delight import delight
+    from engine.render.delight import delight
     from engine.sh import SH_CONST
 
     gen = torch.Generator().manual_seed(0)

@@ -1,4 +1,5 @@
-"""Split an unwrapped texture into SH light and albedo, for the landmark-fit baseline.
+"""Split an unwrapped texture into SH light and albedo: the landmark-fit baseline's albedo, and what
+the CEST chain's reflectance estimator sees with ``delit_unwrap``.
 
 Assumes the reflectance varies little over the face compared with the light, so a 9x3 SH fit of
 the texel colours against their normals explains the light; albedo = texture / shading.
