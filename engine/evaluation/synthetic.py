@@ -33,8 +33,8 @@ from engine.evaluation.synthetic_set import (  # noqa: F401 - re-exported: the b
 )
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
-from engine.render import Renderer, vertex_normals
-from engine.render.uv import vertex_attrs_to_uv
+from engine.render import Renderer
+from engine.render.uv import uv_normals
 from engine.sh import ambient_light, sh_shading
 
 log = logging.getLogger("cest")
@@ -217,7 +217,7 @@ def true_shading_uv(truth: FaceParams, model: FaceModel, size: int) -> tuple[tor
     """The true light's shading of the true surface in UV space (B, 3, T, T), and where the true view
     faces the surface (B, 1, T, T)."""
     _, cam, _ = truth.geometry(model)
-    normals = F.normalize(vertex_attrs_to_uv(model, vertex_normals(cam, model.faces), size), dim=1)
+    normals = uv_normals(model, cam, size)
     shading = sh_shading(normals.permute(0, 2, 3, 1), truth.light).permute(0, 3, 1, 2)
     return shading, (normals[:, 2:3] > 0.3).to(shading.dtype)
 

@@ -27,9 +27,8 @@ from engine.facemodel import FaceModel
 from engine.model.fit import LandmarkFit, fit_landmarks, split_points
 from engine.model.networks import IlluminationNet, ReflectanceNet, ShapeNet, ViewpointNet
 from engine.params import FaceParams
-from engine.render import vertex_normals
 from engine.render.delight import delight
-from engine.render.uv import face_incidence, unwrap_texture, vertex_attrs_to_uv
+from engine.render.uv import unwrap_texture, uv_normals
 from engine.sh import ambient_light
 
 FORMAT = "cest-v1"
@@ -202,10 +201,7 @@ class CestModel(nn.Module):
     @torch.no_grad()
     def _delit(self, texture: Tensor, cam: Tensor, visibility: Tensor) -> Tensor:
         """The unwrap divided by the shading of its least-squares SH light (see ``delit_unwrap``)."""
-        model = self.face_model
-        normals = vertex_normals(cam, model.faces, face_incidence(model))
-        normals_uv = F.normalize(vertex_attrs_to_uv(model, normals, texture.shape[-1]), dim=1)
-        return delight(texture, normals_uv, visibility)[0]
+        return delight(texture, uv_normals(self.face_model, cam, texture.shape[-1]), visibility)[0]
 
     def _conditioning(self, factor: Tensor) -> Tensor:
         """An earlier estimator's output as a later one sees it (without its gradient, by default)."""

@@ -4,7 +4,8 @@ The estimating thread's ``Track`` keeps the running mean of the identity and the
 The finishing thread's ``PersonAlbedo`` estimates the rest of the chain: the reflectance is one
 person's, so its network runs on every ``ALBEDO_STRIDE``-th frame of a track and the frames between
 reuse its estimate (the light is still estimated on every frame, conditioned on it); the estimated
-frames, with the photo's fine detail, make the person's running albedo, which every frame carries. ``MainShape`` picks the person seen most: the clip's one shape.
+frames, with the photo's fine detail, make the person's running albedo, which every frame carries.
+``MainShape`` picks the person seen most: the clip's one shape.
 """
 
 from __future__ import annotations

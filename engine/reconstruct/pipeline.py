@@ -1,6 +1,7 @@
 """Overlapping the stages of a video: decoding and detection ahead on one thread, finishing frames
 (the reflectance and light, texture detail, rendering, encoding, writing) behind on another, while
-the caller's thread runs the viewpoint and shape networks. torch and PyAV release the interpreter lock, so on two cores the stages run side by side.
+the caller's thread runs the viewpoint and shape networks. torch and PyAV release the interpreter
+lock, so on two cores the stages run side by side.
 
 Every queue is bounded, so memory stays flat however long the video is: a stage that is ahead
 waits for the one behind it.

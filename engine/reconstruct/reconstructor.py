@@ -25,9 +25,9 @@ from engine.model.chain import GeometryEstimate
 from engine.model.fit import FitConfig, fit_landmarks, split_points
 from engine.params import FaceParams
 from engine.reconstruct.detail import add_image_detail
-from engine.render import Renderer, RenderOutput, vertex_normals
+from engine.render import Renderer, RenderOutput
 from engine.render.delight import delight
-from engine.render.uv import pad_chart, symmetric_fill, unwrap_texture, vertex_attrs_to_uv
+from engine.render.uv import pad_chart, symmetric_fill, unwrap_texture, uv_normals
 from engine.resources import resources_root
 
 CROP_SIZE = 256  # the crop the texture is unwrapped from; networks resize it to their input
@@ -188,9 +188,15 @@ class Reconstructor:
 
     @torch.no_grad()
     def _estimate_geometry(self, crops: torch.Tensor, landmarks_px: torch.Tensor) -> GeometryEstimate:
+        return self.network.estimate_geometry(*self._network_inputs(crops.to(self.device), landmarks_px))
+
+    def _network_inputs(
+        self, crops: torch.Tensor, landmarks_px: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crops (on the device) at the network's input size, and the landmarks in crop NDC."""
         size = self.network.config.image_size
-        crops = F.interpolate(crops.to(self.device), size=(size, size), mode="area")
-        return self.network.estimate_geometry(crops, pixels_to_ndc(landmarks_px.to(self.device), CROP_SIZE))
+        landmarks = pixels_to_ndc(landmarks_px.to(self.device), crops.shape[-1])
+        return F.interpolate(crops, size=(size, size), mode="area"), landmarks
 
     @torch.no_grad()
     def estimate_appearance(self, recon: Reconstruction, albedo: torch.Tensor | None = None) -> None:
@@ -228,19 +234,12 @@ class Reconstructor:
         return self.estimate_with_extras(crops, landmarks_px)[0]
 
     @torch.no_grad()
-    def estimate_with_extras(
-        self,
-        crops: torch.Tensor,
-        landmarks_px: torch.Tensor,
-        detail: bool = True,
-    ):
+    def estimate_with_extras(self, crops: torch.Tensor, landmarks_px: torch.Tensor, detail: bool = True):
         """FaceParams and a dict of by-products (the fit's texture ``visibility``); ``detail``
         False leaves the photo's detail out of the CEST albedo whatever ``self.detail`` says."""
         crops = crops.to(self.device)
         if self.method == "cest":
-            size = self.network.config.image_size
-            landmarks = pixels_to_ndc(landmarks_px.to(self.device), crops.shape[-1])
-            params = self.network(F.interpolate(crops, size=(size, size), mode="area"), landmarks)
+            params = self.network(*self._network_inputs(crops, landmarks_px))
             if not (self.detail and detail):
                 return params, {}
             params, visibility = add_image_detail(params, crops, self.model, TEXTURE_SIZE)
@@ -255,8 +254,7 @@ class Reconstructor:
         )
         _, cam, ndc = params.geometry(self.model)
         texture, visibility = unwrap_texture(crops, ndc, cam, self.model, TEXTURE_SIZE)
-        normals = vertex_attrs_to_uv(self.model, vertex_normals(cam, self.model.faces), TEXTURE_SIZE)
-        albedo, light = delight(texture, F.normalize(normals, dim=1), visibility)
+        albedo, light = delight(texture, uv_normals(self.model, cam, TEXTURE_SIZE), visibility)
         seen = torch.maximum(visibility, visibility.flip(-1)) > 0.05  # texels seen directly or mirrored
         albedo = pad_chart(symmetric_fill(albedo, visibility), seen, passes=24)
         return params.replace(albedo=albedo, light=light), {"visibility": visibility}

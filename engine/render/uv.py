@@ -76,6 +76,13 @@ def vertex_attrs_to_uv(model: FaceModel, attrs: torch.Tensor, size: int) -> torc
     return texels.t().reshape(batch, channels, size, size)
 
 
+def uv_normals(model: FaceModel, verts_cam: torch.Tensor, size: int) -> torch.Tensor:
+    """Unit camera-space normals (B, V, 3 vertices in) of the surface at every texel (B, 3, T, T);
+    0 off the chart."""
+    normals = vertex_normals(verts_cam, model.faces, face_incidence(model))
+    return F.normalize(vertex_attrs_to_uv(model, normals, size), dim=1)
+
+
 def unwrap_texture(
     image: torch.Tensor,
     verts_ndc: torch.Tensor,
