@@ -40,7 +40,7 @@ def markdown_table(results: dict) -> str:
         if "skipped" in row:
             lines.append(f"| {name} | skipped: {row['skipped']} |" + " |" * (len(METRICS)))
             continue
-        cells = [_fmt(row[k], 3 if k == "albedo" else 2) for k in METRICS]
+        cells = [_fmt(row[k], 3 if k.startswith("albedo") else 2) for k in METRICS]
         spf = row.get("seconds_per_face")
         timing = f"{spf * 1000:.0f} ms" if spf else "n/a"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {timing} |")

@@ -43,6 +43,7 @@ METRICS = {  # key: (label, unit / scale shown in the table)
     "depth_cm": "depth std (cm)",
     "mad": "MAD (deg)",
     "albedo": "albedo RMSE",
+    "albedo_seen": "albedo RMSE seen",
     "shading_in_albedo": "shading in albedo",
     "nme": "NME (% IOD)",
     "nme_inner": "NME 51 inner (% IOD)",
@@ -58,6 +59,10 @@ DEFINITIONS = {
     "albedo": (
         "RMSE in UV space over the model's UV chart at the ground-truth texture size, after a "
         "least-squares per-channel colour scale"
+    ),
+    "albedo_seen": (
+        "the same over the UV texels the true view faces (camera-space normal z > 0.3), the part of "
+        "the face a photo shows"
     ),
     "shading_in_albedo": (
         "slope of log(predicted / true albedo) on log(true shading), luminance, over the UV texels the "
@@ -200,6 +205,7 @@ def score(
             metrics.albedo_error(albedo, testset.albedo[sl], chart.expand(albedo.shape[0], -1, -1, -1))
         )
         shading, facing = true_shading_uv(testset.params.select(sl), model, tex)
+        out["albedo_seen"].append(metrics.albedo_error(albedo, testset.albedo[sl], facing * chart))
         out["shading_in_albedo"].append(
             metrics.shading_in_albedo(albedo, testset.albedo[sl], shading, facing * chart)
         )

@@ -142,7 +142,7 @@ def test_synthetic_eval_writes_json_and_markdown(tmp_path):
     assert sum(results["landmarks"]["counts"].values()) == 4
     for name in ("fit", "mean"):
         row = results["results"][name]
-        for key in ("side", "depth_cm", "mad", "albedo", "nme"):
+        for key in ("side", "depth_cm", "mad", "albedo", "albedo_seen", "nme"):
             assert row[key]["n"] == 4 and np.isfinite(row[key]["mean"]), (name, key)
         assert 0 < row["mad"]["mean"] < 60 and 0 <= row["side"]["mean"] < 10
         assert row["overlap"]["mean"] > 0.5  # the metrics saw most of the face
