@@ -1,5 +1,9 @@
 """CEST's training losses: photometric (own, swapped and flipped reflectance), landmarks, priors.
 
+The clip's consistency holds for shape too: with ``shape_swap`` each frame's 68 landmarks must
+also be met by the identity of its partner frame (its own expression and viewpoint), so an
+identity that explains only one photo of a person costs as much as a wrong one.
+
 The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
 same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
 """
@@ -30,6 +34,7 @@ class LossWeights:
     light: float = 0.05  # light prior: near white, mean shading near 1 (see light_prior)
     supervised: float = 0.0  # ground truth of synthetic faces, where present (warm start only)
     landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
+    shape_swap: float = 0.0  # landmarks met with another frame's identity (same clip, own expression)
 
     @classmethod
     def from_dict(cls, values: dict) -> LossWeights:
@@ -139,6 +144,8 @@ def cest_losses(
     terms["landmark"] = landmark_loss(
         projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid")
     )
+    if weights.shape_swap:
+        terms["shape_swap"] = swapped_shape_landmark_loss(params, batch, model, weights, partner)
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
     if weights.light:
@@ -147,6 +154,15 @@ def cest_losses(
         terms["supervised"] = supervised_loss(params, ndc, batch, model)
     total = sum(getattr(weights, name) * value for name, value in terms.items())
     return LossResult(total, terms, out)
+
+
+def swapped_shape_landmark_loss(
+    params: FaceParams, batch: dict[str, Tensor], model: FaceModel, weights: LossWeights, partner: Tensor
+) -> Tensor:
+    """The landmark loss of each frame drawn with its partner frame's identity coefficients."""
+    _, _, ndc = params.replace(identity=params.identity[partner]).geometry(model)
+    projected = model.landmark_vertices(ndc)[..., :2]
+    return landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
 
 
 def supervised_loss(params: FaceParams, ndc: Tensor, batch: dict[str, Tensor], model: FaceModel) -> Tensor:

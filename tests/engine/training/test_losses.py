@@ -71,6 +71,29 @@ def test_swap_loss_sees_a_different_reflectance(setup):
     assert result.terms["swap"] > 0.01
 
 
+def test_shape_swap_is_the_landmark_loss_when_a_clip_shares_one_identity(setup):
+    params = make_params(4)
+    params = params.replace(identity=params.identity[:1].expand(4, -1))
+    batch = batch_for(params, setup)
+    batch["landmarks"] = batch["landmarks"] + 0.02  # a landmark error the swap must keep, not add to
+    partner = swap_partners(torch.tensor([0, 0, 1, 1]))
+    result = cest_losses(params, batch, *setup, LossWeights(shape_swap=1.0), partner)
+    assert result.terms["shape_swap"].item() == pytest.approx(result.terms["landmark"].item(), rel=1e-5)
+
+
+def test_shape_swap_penalises_an_identity_that_fits_one_frame_only(setup):
+    params = make_params(2)
+    result = cest_losses(
+        params, batch_for(params, setup), *setup, LossWeights(shape_swap=1.0), torch.tensor([1, 0])
+    )
+    assert result.terms["landmark"].item() == pytest.approx(0, abs=1e-6)
+    assert result.terms["shape_swap"] > 0.005
+    assert (
+        "shape_swap"
+        not in cest_losses(params, batch_for(params, setup), *setup, LossWeights(), torch.arange(2)).terms
+    )
+
+
 def test_symmetric_albedo_has_zero_symmetry_loss(setup):
     half = torch.rand(2, 3, 16, 8)
     symmetric = torch.cat([half, half.flip(-1)], -1)
