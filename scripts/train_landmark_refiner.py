@@ -77,15 +77,23 @@ def relit(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def fit(data: dict[str, list], canvas: int, windows: list[int], seed: int = 0, log=print) -> LandmarkRefiner:
+def fit(
+    data: dict[str, list],
+    canvas: int,
+    windows: list[int],
+    seed: int = 0,
+    log=print,
+    copies: int = JITTERED_COPIES,
+    lam: float = LAMBDA,
+    rank: int = RANK,
+) -> LandmarkRefiner:
     rng = np.random.default_rng(seed)
     meshes, truths = np.array(data["mesh"]), np.array(data["truth"])
     refiner = LandmarkRefiner(fit_linear(meshes, truths), mean_shape(truths, canvas), [])
     starts = np.array([refiner.initial(m) for m in meshes])
-    faces = np.tile(np.arange(len(meshes)), 1 + JITTERED_COPIES)
+    faces = np.tile(np.arange(len(meshes)), 1 + copies)
     points = np.concatenate(
-        [starts]
-        + [np.array([jitter(p, t, rng) for p, t in zip(starts, truths)]) for _ in range(JITTERED_COPIES)]
+        [starts] + [np.array([jitter(p, t, rng) for p, t in zip(starts, truths)]) for _ in range(copies)]
     )
     canvases = []  # each training start's canvas, fixed for the cascade as at run time
     for j, (face, p) in enumerate(zip(faces, points)):
@@ -96,7 +104,7 @@ def fit(data: dict[str, list], canvas: int, windows: list[int], seed: int = 0, l
     for window in windows:
         t0 = time.perf_counter()
         x = np.array([stage_features(c.integral, p, window) for c, p in zip(canvases, local)])
-        stage = fit_stage(x, (targets - local).reshape(len(x), -1), window, LAMBDA, RANK)
+        stage = fit_stage(x, (targets - local).reshape(len(x), -1), window, lam, rank)
         refiner.stages.append(stage)
         local = local + predicted_steps(stage, x).reshape(local.shape)
         back = np.array([c.to_image(p) for c, p in zip(canvases, local)])
@@ -136,21 +144,29 @@ def main() -> None:
     parser.add_argument(
         "--windows", default="32,24,16", help="side of each stage's cell grid (px of the canvas)"
     )
+    parser.add_argument("--copies", type=int, default=JITTERED_COPIES, help="jittered, relit starts per face")
+    parser.add_argument("--lam", type=float, default=LAMBDA, help="ridge strength of every stage")
+    parser.add_argument("--rank", type=int, default=RANK, help="output directions each stage keeps")
+    parser.add_argument("--helen-to-afw", action="store_true", help="only the HELEN -> AFW figure")
     parser.add_argument("--out", type=Path, default=resources_root() / "detect" / "landmark_refiner.npz")
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",")]
     detector = MediaPipeDetector(refiner=False, threads=1)
     data = {split: collect(split, detector) for split in ("helen_train", "afw")}
-    for train, test in () if args.no_validate else (("helen_train", "afw"), ("afw", "helen_train")):
+    hyper = {"copies": args.copies, "lam": args.lam, "rank": args.rank}
+    pairs = (
+        (("helen_train", "afw"),) if args.helen_to_afw else (("helen_train", "afw"), ("afw", "helen_train"))
+    )
+    for train, test in () if args.no_validate else pairs:
         print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored), measure on {test}:")
-        figures = measure(fit(data[train], args.canvas, windows), data[test])
+        figures = measure(fit(data[train], args.canvas, windows, **hyper), data[test])
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
     if args.validate_only:
         return
     splits = ("helen_train", "afw") if args.fit_on == "both" else (args.fit_on,)
     both = {k: sum((data[s][k] for s in splits), []) for k in data["afw"]}
     print(f"fit on {args.fit_on} ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
-    fit(both, args.canvas, windows).save(args.out)
+    fit(both, args.canvas, windows, **hyper).save(args.out)
 
 
 if __name__ == "__main__":

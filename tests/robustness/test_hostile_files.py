@@ -132,6 +132,7 @@ def test_ctrl_c_that_a_reader_turns_into_an_error_stops_the_batch(tmp_path, cli,
             raise OSError(5, "Input/output error") from None
 
     monkeypatch.setattr(engine.reconstruct.batch, "_reconstruct_image", reader)
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN under nohup or `&`
     for name in ("a.png", "b.png"):
         Image.open(SAMPLE).save(tmp_path / name)
     status = cli(
@@ -139,4 +140,4 @@ def test_ctrl_c_that_a_reader_turns_into_an_error_stops_the_batch(tmp_path, cli,
     )
     assert status == 130 and seen == ["a.png"]
     assert not error_lines(capsys.readouterr().err)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
