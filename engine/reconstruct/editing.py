@@ -16,7 +16,7 @@ from engine.lighting import LightSettings, settings_to_sh
 from engine.params import FaceParams
 from engine.reconstruct.expressions import with_expression
 from engine.reconstruct.reconstructor import to_uint8
-from engine.reconstruct.views import depth_to_grey, normalised_shading
+from engine.reconstruct.views import depth_to_grey, normalised_shading, shading_peak
 from engine.render import Renderer, RenderOutput, sample_texture, vertex_normals
 from engine.render.uv import uv_layout
 from engine.sh import SH_CONST, sh_basis, sh_shading
@@ -287,7 +287,10 @@ class FaceEditor:
         else:
             shading_px, shading_uv = self._shading(light)
             if edits.view == "shading":
-                face, texture = shading_px, shading_uv
+                # the estimated light's brightest 1% shows white (as in shading.png), whatever the
+                # edit: a light edit still brightens or darkens the view, nothing clips to flat white
+                peak = shading_peak(self._shading(self.params.light)[0], mask)
+                face, texture = shading_px / peak, shading_uv / peak
             else:
                 face, texture = albedo_px * shading_px, albedo_map * shading_uv
         background = (

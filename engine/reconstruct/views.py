@@ -45,9 +45,14 @@ def display_shading(out: RenderOutput) -> torch.Tensor:
 def normalised_shading(shading: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(1, 3, H, W) shading divided by its 99th percentile inside ``mask``, then clamped to [0, 1]:
     the one rule of shading.png, for the CLI and the app alike."""
+    return (shading / shading_peak(shading, mask)).clamp(0, 1) * (mask > 0)
+
+
+def shading_peak(shading: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The 99th percentile of (1, 3, H, W) grey shading inside ``mask``: what shows as white."""
     inside = shading.mean(1, keepdim=True)[mask > 0]
     peak = torch.quantile(inside, 0.99) if inside.numel() else shading.new_tensor(1.0)
-    return (shading / peak.clamp_min(1e-3)).clamp(0, 1) * (mask > 0)
+    return peak.clamp_min(1e-3)
 
 
 def depth_image(out: RenderOutput) -> np.ndarray:

@@ -160,6 +160,22 @@ def test_views_and_swap(editor, params):
         editor.frame(Edits(view="x-ray"))
 
 
+def test_shading_view_shows_the_estimated_light_as_shading_png_does_and_follows_light_edits(editor, params):
+    """A bright estimated light (shading well above 1) would clip to flat white; the view scales it as
+    the exported shading.png does, and a light edit still changes its brightness."""
+    bright = FaceEditor(
+        editor.model, editor.renderer, params.replace(light=params.light * 2.5), editor.crop, SIZE
+    )
+    frame = bright.frame(Edits(view="shading", composite=False))
+    mask = bright._mask_np() > 0
+    shown = frame.image[mask].astype(int)
+    exported = bright.maps(Edits())["shading"][mask].astype(int)
+    assert np.abs(shown - exported).max() <= 1
+    assert (shown.mean(-1) >= 254).mean() < 0.05  # not clipped flat
+    dimmer = bright.frame(Edits(view="shading", light=params.light * 1.25, composite=False)).image[mask]
+    assert dimmer.mean() < shown.mean() * 0.6
+
+
 def test_viewport_texture_matches_the_2d_render(editor, face_model):
     """The lit UV texture, looked up at each pixel's UV, is the 2D re-render: the 3D view shows the
     same relighting (texel normals and pixel normals are interpolated differently, hence a tolerance)."""
