@@ -210,6 +210,7 @@ class FaceEditor:
         self._expression_key: object = None  # self._verts hold the estimated expression
         self._albedo_key: object = object()
         self._cache: RenderOutput | None = None
+        self._shading_peak: torch.Tensor | None = None  # per pose: see _estimated_shading_peak
 
     @property
     def estimated_rotation(self) -> tuple[float, float, float]:
@@ -247,6 +248,7 @@ class FaceEditor:
         self._verts_cam = verts_cam
         self._pose_key = key
         self._albedo_key = object()  # the sampled albedo follows the pixels
+        self._shading_peak = None
         return True
 
     def _albedo(self, edits: Edits) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,6 +259,13 @@ class FaceEditor:
             self._albedo_px = sample_texture(self._albedo_map, self._cache.uv) * self._mask
             self._albedo_key = key
         return self._albedo_map, self._albedo_px
+
+    def _estimated_shading_peak(self) -> torch.Tensor:
+        """What the Shading view shows white: the estimated light's brightest 1% in this pose (as in
+        shading.png), whatever the edit, so a light edit still brightens or darkens the view."""
+        if self._shading_peak is None:
+            self._shading_peak = shading_peak(self._shading(self.params.light)[0], self._mask)
+        return self._shading_peak
 
     def _shading(self, light: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """SH shading at each pixel (1, 3, H, W) and texel (1, 3, T, T) for a (1, 9, 3) light."""
@@ -287,9 +296,7 @@ class FaceEditor:
         else:
             shading_px, shading_uv = self._shading(light)
             if edits.view == "shading":
-                # the estimated light's brightest 1% shows white (as in shading.png), whatever the
-                # edit: a light edit still brightens or darkens the view, nothing clips to flat white
-                peak = shading_peak(self._shading(self.params.light)[0], mask)
+                peak = self._estimated_shading_peak()
                 face, texture = shading_px / peak, shading_uv / peak
             else:
                 face, texture = albedo_px * shading_px, albedo_map * shading_uv
