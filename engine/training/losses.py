@@ -140,12 +140,11 @@ def cest_losses(
     if weights.symmetry:
         flipped = shade(out, symmetry_albedo(params.albedo), params.light)
         terms["symmetry"] = photometric_loss(flipped.image, image, mask)
-    projected = model.landmark_vertices(ndc)[..., :2]
-    terms["landmark"] = landmark_loss(
-        projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid")
-    )
+    terms["landmark"] = landmark_term(ndc, batch, model, weights)
     if weights.shape_swap:
-        terms["shape_swap"] = swapped_shape_landmark_loss(params, batch, model, weights, partner)
+        # each frame drawn with its partner frame's identity coefficients
+        _, _, swapped_ndc = params.replace(identity=params.identity[partner]).geometry(model)
+        terms["shape_swap"] = landmark_term(swapped_ndc, batch, model, weights)
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
     if weights.light:
@@ -156,11 +155,8 @@ def cest_losses(
     return LossResult(total, terms, out)
 
 
-def swapped_shape_landmark_loss(
-    params: FaceParams, batch: dict[str, Tensor], model: FaceModel, weights: LossWeights, partner: Tensor
-) -> Tensor:
-    """The landmark loss of each frame drawn with its partner frame's identity coefficients."""
-    _, _, ndc = params.replace(identity=params.identity[partner]).geometry(model)
+def landmark_term(ndc: Tensor, batch: dict[str, Tensor], model: FaceModel, weights: LossWeights) -> Tensor:
+    """The landmark loss of (B, V, 3) crop-NDC vertices against the batch's detected landmarks."""
     projected = model.landmark_vertices(ndc)[..., :2]
     return landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
 
