@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -27,6 +28,7 @@ from engine.detect.refine import (
     predicted_steps,
     stage_features,
 )
+from engine.detect.trees import TreeSettings, fit_tree_cascade
 from engine.evaluation.landmarks300w import match_face
 from engine.io.annotations import find_annotated_images
 from engine.io.image import load_image
@@ -36,12 +38,13 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "landmar
 LAMBDA = 5.0  # ridge strength of every stage (relative to the mean feature energy)
 RANK = 32  # output directions each stage's regression keeps (of 136)
 JITTERED_COPIES = 1  # extra training starts per face: moved by a small random similarity, relit
+TREE_COPIES = 8  # extra starts per face for the trees (another face's error pattern, relit)
 
 
 def collect(split: str, detector: MediaPipeDetector) -> dict[str, list]:
     """Every annotated face of a split, as is and mirrored: image, Face Mesh, annotation."""
-    out: dict[str, list] = {"image": [], "mesh": [], "truth": []}
-    for ann in find_annotated_images(DATA / split):
+    out: dict[str, list] = {"image": [], "mesh": [], "truth": [], "id": []}
+    for number, ann in enumerate(find_annotated_images(DATA / split)):
         rgb = as_rgb(load_image(ann.image))
         for mirrored in (False, True):
             image = np.ascontiguousarray(rgb[:, ::-1]) if mirrored else rgb
@@ -52,6 +55,7 @@ def collect(split: str, detector: MediaPipeDetector) -> dict[str, list]:
                 out["image"].append(image)
                 out["mesh"].append(face.mesh.astype(np.float64))
                 out["truth"].append(truth)
+                out["id"].append(f"{split}/{number}")
     return out
 
 
@@ -60,11 +64,15 @@ def nme(points: np.ndarray, truths: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points - truths, axis=2).mean(1) / iod
 
 
-def jitter(points: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def jitter(
+    points: np.ndarray, truth: np.ndarray, rng: np.random.Generator, turn=0.05, scale=0.04, shift=0.05
+) -> np.ndarray:
+    """The points moved by a random similarity: turn (rad), scale and shift (x the eye distance)
+    drawn from normals of these spreads."""
     centre, iod = points.mean(0), np.linalg.norm(truth[36] - truth[45])
-    a, s = rng.normal(0, 0.05), 1 + rng.normal(0, 0.04)
+    a, s = rng.normal(0, turn), 1 + rng.normal(0, scale)
     rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    return (points - centre) @ rot.T + centre + rng.normal(0, 0.05 * iod, 2)
+    return (points - centre) @ rot.T + centre + rng.normal(0, shift * iod, 2)
 
 
 def relit(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -115,17 +123,70 @@ def fit(
     return refiner
 
 
+def held_out_starts(
+    data: dict[str, list], canvas: int, windows: list[int], folds: int, **hyper
+) -> np.ndarray:
+    """Each face's points from a linear map and cascade fitted without it (nor its mirror image):
+    starts for the trees with the errors the cascade makes on new faces, not its training ones."""
+    ids = np.array([zlib.crc32(i.encode()) % folds for i in data["id"]])
+    starts = np.zeros((len(ids), 68, 2))
+    for fold in range(folds):
+        inside, outside = np.flatnonzero(ids != fold), np.flatnonzero(ids == fold)
+        refiner = fit(subset(data, inside), canvas, windows, log=lambda *_: None, **hyper)
+        for i in outside:
+            starts[i] = refiner(data["image"][i], data["mesh"][i])
+    return starts
+
+
+def subset(data: dict[str, list], rows: np.ndarray) -> dict[str, list]:
+    return {k: [v[i] for i in rows] for k, v in data.items()}
+
+
+def tree_starts(starts: np.ndarray, truths: np.ndarray, copies: int, rng: np.random.Generator):
+    """(faces, starts) for the trees: each face's held-out start, plus `copies` more whose error is
+    another face's (scaled to this face's eye distance, by 0.8-1.3) moved by a small similarity."""
+    n = len(starts)
+    iod = np.linalg.norm(truths[:, 36] - truths[:, 45], axis=1)[:, None, None]
+    faces, points = [np.arange(n)], [starts]
+    for _ in range(copies):
+        other = rng.integers(0, n, n)
+        moved = truths + (starts - truths)[other] / iod[other] * iod * rng.uniform(0.8, 1.3, (n, 1, 1))
+        points.append(np.array([jitter(p, t, rng, 0.03, 0.02, 0.02) for p, t in zip(moved, truths)]))
+        faces.append(np.arange(n))
+    return np.concatenate(faces), np.concatenate(points)
+
+
+def fit_with_trees(
+    data, canvas, windows, settings: TreeSettings, folds: int = 5, copies: int = 8, seed=0, log=print, **hyper
+):
+    """The linear map and cascade on all faces, then trees fitted on held-out cascade starts."""
+    rng = np.random.default_rng(seed)
+    refiner = fit(data, canvas, windows, seed=seed, log=log, **hyper)
+    log(f"  cascade starts of each face held out of {folds} folds")
+    truths = np.array(data["truth"])
+    faces, starts = tree_starts(held_out_starts(data, canvas, windows, folds, **hyper), truths, copies, rng)
+    mean = mean_shape(truths, settings.side)
+    refiner.trees = fit_tree_cascade(
+        data["image"], faces, starts, truths[faces], mean, settings, rng, relit, log
+    )
+    return refiner
+
+
 def measure(refiner: LandmarkRefiner, data: dict[str, list]) -> dict[str, float]:
     truths = np.array(data["truth"])
     table = np.array([mesh_to_ibug68(m) for m in data["mesh"]])
     linear = np.array([refiner.initial(m) for m in data["mesh"]])
+    trees, refiner.trees = refiner.trees, None
+    cascade = np.array([refiner(im, m) for im, m in zip(data["image"], data["mesh"])])
+    refiner.trees = trees
     t0 = time.perf_counter()
     full = np.array([refiner(im, m) for im, m in zip(data["image"], data["mesh"])])
     ms = (time.perf_counter() - t0) / len(full) * 1000
     return {
         "index table": nme(table, truths).mean() * 100,
         "linear map": nme(linear, truths).mean() * 100,
-        "linear + cascade": nme(full, truths).mean() * 100,
+        "linear + cascade": nme(cascade, truths).mean() * 100,
+        "+ trees": nme(full, truths).mean() * 100,
         "ms per face": ms,
     }
 
@@ -147,6 +208,12 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=JITTERED_COPIES, help="jittered, relit starts per face")
     parser.add_argument("--lam", type=float, default=LAMBDA, help="ridge strength of every stage")
     parser.add_argument("--rank", type=int, default=RANK, help="output directions each stage keeps")
+    parser.add_argument(
+        "--with-trees", action="store_true", help="regression trees after the cascade (measured, not shipped)"
+    )
+    parser.add_argument("--tree-stages", type=int, default=TreeSettings.stages)
+    parser.add_argument("--trees", type=int, default=TreeSettings.trees, help="trees per stage")
+    parser.add_argument("--tree-copies", type=int, default=TREE_COPIES, help="extra tree starts per face")
     parser.add_argument("--helen-to-afw", action="store_true", help="only the HELEN -> AFW figure")
     parser.add_argument("--out", type=Path, default=resources_root() / "detect" / "landmark_refiner.npz")
     args = parser.parse_args()
@@ -154,19 +221,26 @@ def main() -> None:
     detector = MediaPipeDetector(refiner=False, threads=1)
     data = {split: collect(split, detector) for split in ("helen_train", "afw")}
     hyper = {"copies": args.copies, "lam": args.lam, "rank": args.rank}
+    settings = TreeSettings(stages=args.tree_stages, trees=args.trees)
+
+    def fitted(faces: dict[str, list]) -> LandmarkRefiner:
+        if not args.with_trees:
+            return fit(faces, args.canvas, windows, **hyper)
+        return fit_with_trees(faces, args.canvas, windows, settings, copies=args.tree_copies, **hyper)
+
     pairs = (
         (("helen_train", "afw"),) if args.helen_to_afw else (("helen_train", "afw"), ("afw", "helen_train"))
     )
     for train, test in () if args.no_validate else pairs:
         print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored), measure on {test}:")
-        figures = measure(fit(data[train], args.canvas, windows, **hyper), data[test])
-        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()))
+        figures = measure(fitted(data[train]), data[test])
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
     if args.validate_only:
         return
     splits = ("helen_train", "afw") if args.fit_on == "both" else (args.fit_on,)
     both = {k: sum((data[s][k] for s in splits), []) for k in data["afw"]}
     print(f"fit on {args.fit_on} ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
-    fit(both, args.canvas, windows, **hyper).save(args.out)
+    fitted(both).save(args.out)
 
 
 if __name__ == "__main__":

@@ -138,8 +138,9 @@ def stage_features(integral: np.ndarray, local: np.ndarray, window: float) -> np
 class LandmarkRefiner:
     """Face Mesh (468, 3) + the image -> 68 iBUG points (pixels)."""
 
-    def __init__(self, linear: np.ndarray, mean: np.ndarray, stages: list[Stage]):
+    def __init__(self, linear: np.ndarray, mean: np.ndarray, stages: list[Stage], trees=None):
         self.linear, self.mean, self.stages = linear, mean, stages
+        self.trees = trees  # an engine.detect.trees.TreeCascade run after the stages, or None
 
     def initial(self, mesh: np.ndarray) -> np.ndarray:
         """The linear map alone (stage 0; torch's matrix-vector product, as the stages')."""
@@ -162,7 +163,8 @@ class LandmarkRefiner:
         local = canvas.to_local(points)
         for stage in self.stages:
             local = stage.apply(canvas.integral, local)
-        return canvas.to_image(local).astype(np.float32)
+        points = canvas.to_image(local)
+        return (self.trees(image, points) if self.trees is not None else points).astype(np.float32)
 
     def save(self, path: Path) -> None:
         arrays = {"linear": self.linear.astype(np.float32), "mean": self.mean.astype(np.float32)}
@@ -174,10 +176,12 @@ class LandmarkRefiner:
                 f"s{i}_basis": s.basis.astype(np.float32),
                 f"s{i}_bias": s.bias.astype(np.float32),
             }
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays | (self.trees.arrays() if self.trees is not None else {}))
 
     @classmethod
     def load(cls, path: Path) -> LandmarkRefiner:
+        from engine.detect.trees import TreeCascade
+
         with np.load(path) as z:
             n = sum(1 for k in z.files if k.endswith("_window"))
             stages = [
@@ -190,7 +194,8 @@ class LandmarkRefiner:
                 )
                 for i in range(n)
             ]
-            return cls(z["linear"].astype(np.float64), z["mean"].astype(np.float64), stages)
+            trees = TreeCascade.from_arrays(z)
+            return cls(z["linear"].astype(np.float64), z["mean"].astype(np.float64), stages, trees)
 
 
 # ---------------------------------------------------------------------------------- fitting
