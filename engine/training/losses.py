@@ -164,8 +164,9 @@ def landmark_term(ndc: Tensor, batch: dict[str, Tensor], model: FaceModel, weigh
 def supervised_loss(params: FaceParams, ndc: Tensor, batch: dict[str, Tensor], model: FaceModel) -> Tensor:
     """Distance to the ground truth of synthetic faces: geometry (NDC vertices), albedo, light."""
     has = batch["gt_has"].bool()
-    gt = batch["gt_verts_ndc"][has]
-    geometry = charbonnier(ndc[has] - gt, -1).mean()
-    albedo = (params.albedo[has] - batch["gt_albedo"][has]).abs().mean()
-    light = (params.light[has] - batch["gt_light"][has]).abs().mean()
+    truth = FaceParams(**{f.name: batch[f"gt_{f.name}"][has] for f in fields(FaceParams)})
+    _, _, gt_ndc = truth.geometry(model)
+    geometry = charbonnier(ndc[has] - gt_ndc, -1).mean()
+    albedo = (params.albedo[has] - truth.albedo).abs().mean()
+    light = (params.light[has] - truth.light).abs().mean()
     return geometry * 10 + albedo + light * 0.1

@@ -114,3 +114,16 @@ def test_collate_mixes_real_and_synthetic(faces):
     assert batch["gt_has"].tolist() == [True] * 3 + [False] * 3
     assert batch["landmarks"].abs().max() < 1.2  # crop NDC
     assert batch["gt_albedo"].shape == (6, 3, 32, 32)
+
+
+def test_the_supervised_loss_is_zero_at_the_ground_truth_and_grows_away_from_it(faces, face_model):
+    from engine.params import FaceParams
+    from engine.training.losses import supervised_loss
+
+    batch = collate([faces[1], flip_clip(faces[0])])  # synthetic frames, then frames without truth
+    truth = FaceParams.cat([faces[1]["params"], faces[1]["params"]])  # the last 3 rows stand in
+    _, _, ndc = truth.geometry(face_model)
+    assert float(supervised_loss(truth, ndc, batch, face_model)) < 1e-6
+    wrong = truth.replace(identity=truth.identity + 0.5, light=truth.light * 1.2)
+    _, _, wrong_ndc = wrong.geometry(face_model)
+    assert float(supervised_loss(wrong, wrong_ndc, batch, face_model)) > 1e-3
