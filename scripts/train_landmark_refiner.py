@@ -59,6 +59,17 @@ def collect(split: str, detector: MediaPipeDetector) -> dict[str, list]:
     return out
 
 
+def load_pseudo(path: Path) -> dict[str, list]:
+    """Faces labelled by a teacher (scripts/pseudo_label_faces.py), in collect()'s layout."""
+    with np.load(path) as z:
+        return {"image": list(z["image"]), "mesh": list(z["mesh"].astype(np.float64)),
+                "truth": list(z["truth"].astype(np.float64)), "id": [str(i) for i in z["id"]]}  # fmt: skip
+
+
+def joined(*parts: dict[str, list]) -> dict[str, list]:
+    return {k: sum((p[k] for p in parts), []) for k in parts[0]}
+
+
 def nme(points: np.ndarray, truths: np.ndarray) -> np.ndarray:
     iod = np.linalg.norm(truths[:, 36] - truths[:, 45], axis=1)
     return np.linalg.norm(points - truths, axis=2).mean(1) / iod
@@ -157,14 +168,24 @@ def tree_starts(starts: np.ndarray, truths: np.ndarray, copies: int, rng: np.ran
 
 
 def fit_with_trees(
-    data, canvas, windows, settings: TreeSettings, folds: int = 5, copies: int = 8, seed=0, log=print, **hyper
+    data,
+    canvas,
+    windows,
+    settings: TreeSettings,
+    folds: int = 5,
+    tree_copies: int = 8,
+    seed=0,
+    log=print,
+    **hyper,
 ):
     """The linear map and cascade on all faces, then trees fitted on held-out cascade starts."""
     rng = np.random.default_rng(seed)
     refiner = fit(data, canvas, windows, seed=seed, log=log, **hyper)
     log(f"  cascade starts of each face held out of {folds} folds")
     truths = np.array(data["truth"])
-    faces, starts = tree_starts(held_out_starts(data, canvas, windows, folds, **hyper), truths, copies, rng)
+    faces, starts = tree_starts(
+        held_out_starts(data, canvas, windows, folds, **hyper), truths, tree_copies, rng
+    )
     mean = mean_shape(truths, settings.side)
     refiner.trees = fit_tree_cascade(
         data["image"], faces, starts, truths[faces], mean, settings, rng, relit, log
@@ -214,6 +235,11 @@ def main() -> None:
     parser.add_argument("--tree-stages", type=int, default=TreeSettings.stages)
     parser.add_argument("--trees", type=int, default=TreeSettings.trees, help="trees per stage")
     parser.add_argument("--tree-copies", type=int, default=TREE_COPIES, help="extra tree starts per face")
+    parser.add_argument(
+        "--pseudo",
+        type=Path,
+        help="teacher-labelled faces added to every fit (scripts/pseudo_label_faces.py)",
+    )
     parser.add_argument("--helen-to-afw", action="store_true", help="only the HELEN -> AFW figure")
     parser.add_argument("--out", type=Path, default=resources_root() / "detect" / "landmark_refiner.npz")
     args = parser.parse_args()
@@ -222,23 +248,26 @@ def main() -> None:
     data = {split: collect(split, detector) for split in ("helen_train", "afw")}
     hyper = {"copies": args.copies, "lam": args.lam, "rank": args.rank}
     settings = TreeSettings(stages=args.tree_stages, trees=args.trees)
+    pseudo = load_pseudo(args.pseudo) if args.pseudo else None
 
     def fitted(faces: dict[str, list]) -> LandmarkRefiner:
+        faces = joined(faces, pseudo) if pseudo else faces
         if not args.with_trees:
             return fit(faces, args.canvas, windows, **hyper)
-        return fit_with_trees(faces, args.canvas, windows, settings, copies=args.tree_copies, **hyper)
+        return fit_with_trees(faces, args.canvas, windows, settings, tree_copies=args.tree_copies, **hyper)
 
     pairs = (
         (("helen_train", "afw"),) if args.helen_to_afw else (("helen_train", "afw"), ("afw", "helen_train"))
     )
     for train, test in () if args.no_validate else pairs:
-        print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored), measure on {test}:")
+        extra = f" + {len(pseudo['mesh'])} teacher-labelled" if pseudo else ""
+        print(f"fit on {train} ({len(data[train]['mesh'])} faces incl. mirrored{extra}), measure on {test}:")
         figures = measure(fitted(data[train]), data[test])
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
     if args.validate_only:
         return
     splits = ("helen_train", "afw") if args.fit_on == "both" else (args.fit_on,)
-    both = {k: sum((data[s][k] for s in splits), []) for k in data["afw"]}
+    both = joined(*(data[s] for s in splits))
     print(f"fit on {args.fit_on} ({len(both['mesh'])} faces incl. mirrored) -> {args.out}")
     fitted(both).save(args.out)
 
