@@ -35,12 +35,17 @@ class LossWeights:
     supervised: float = 0.0  # ground truth of synthetic faces, where present (warm start only)
     landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
     shape_swap: float = 0.0  # landmarks met with another frame's identity (same clip, own expression)
+    # share of the supervised geometry term taken in the predicted viewpoint (1) rather than with the
+    # predicted shape placed in the true viewpoint (0: the synthetic truth teaches shape, not pose)
+    supervised_viewpoint: float = 1.0
 
     @classmethod
     def from_dict(cls, values: dict) -> LossWeights:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown loss keys: {sorted(unknown)}")
+        if not 0 <= values.get("supervised_viewpoint", 1.0) <= 1:
+            raise ValueError("losses.supervised_viewpoint must lie in [0, 1]")
         return cls(**values)
 
     def to_dict(self) -> dict:
@@ -150,7 +155,7 @@ def cest_losses(
     if weights.light:
         terms["light"] = light_prior(params.light)
     if weights.supervised and "gt_has" in batch and bool(batch["gt_has"].any()):
-        terms["supervised"] = supervised_loss(params, ndc, batch, model)
+        terms["supervised"] = supervised_loss(params, ndc, batch, model, weights.supervised_viewpoint)
     total = sum(getattr(weights, name) * value for name, value in terms.items())
     return LossResult(total, terms, out)
 
@@ -161,12 +166,21 @@ def landmark_term(ndc: Tensor, batch: dict[str, Tensor], model: FaceModel, weigh
     return landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
 
 
-def supervised_loss(params: FaceParams, ndc: Tensor, batch: dict[str, Tensor], model: FaceModel) -> Tensor:
-    """Distance to the ground truth of synthetic faces: geometry (NDC vertices), albedo, light."""
+def supervised_loss(
+    params: FaceParams, ndc: Tensor, batch: dict[str, Tensor], model: FaceModel, viewpoint: float = 1.0
+) -> Tensor:
+    """Distance to the ground truth of synthetic faces: geometry (NDC vertices), albedo, light.
+    viewpoint: the share of the geometry term measured in the predicted viewpoint; the rest places
+    the predicted shape in the true viewpoint, so it teaches shape only."""
     has = batch["gt_has"].bool()
     truth = FaceParams(**{f.name: batch[f"gt_{f.name}"][has] for f in fields(FaceParams)})
     _, _, gt_ndc = truth.geometry(model)
-    geometry = charbonnier(ndc[has] - gt_ndc, -1).mean()
+    geometry = viewpoint * charbonnier(ndc[has] - gt_ndc, -1).mean() if viewpoint else 0.0
+    if viewpoint < 1:
+        posed = params.select(has).replace(
+            rotation=truth.rotation, translation=truth.translation, scale=truth.scale
+        )
+        geometry = geometry + (1 - viewpoint) * charbonnier(posed.geometry(model)[2] - gt_ndc, -1).mean()
     albedo = (params.albedo[has] - truth.albedo).abs().mean()
     light = (params.light[has] - truth.light).abs().mean()
     return geometry * 10 + albedo + light * 0.1

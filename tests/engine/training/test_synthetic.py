@@ -127,3 +127,20 @@ def test_the_supervised_loss_is_zero_at_the_ground_truth_and_grows_away_from_it(
     wrong = truth.replace(identity=truth.identity + 0.5, light=truth.light * 1.2)
     _, _, wrong_ndc = wrong.geometry(face_model)
     assert float(supervised_loss(wrong, wrong_ndc, batch, face_model)) > 1e-3
+
+
+def test_the_shape_only_supervised_loss_ignores_the_viewpoint_and_not_the_shape(faces, face_model):
+    from engine.params import FaceParams
+    from engine.training.losses import LossWeights, supervised_loss
+
+    batch = collate([faces[1]])
+    truth = FaceParams.cat([faces[1]["params"]])
+    turned = truth.replace(rotation=truth.rotation + 0.2, translation=truth.translation + 0.05)
+    _, _, turned_ndc = turned.geometry(face_model)
+    assert float(supervised_loss(turned, turned_ndc, batch, face_model, viewpoint=0.0)) < 1e-6
+    assert float(supervised_loss(turned, turned_ndc, batch, face_model, viewpoint=1.0)) > 1e-2
+    other = truth.replace(identity=truth.identity + 0.5)
+    _, _, other_ndc = other.geometry(face_model)
+    assert float(supervised_loss(other, other_ndc, batch, face_model, viewpoint=0.0)) > 1e-3
+    with pytest.raises(ValueError, match="supervised_viewpoint"):
+        LossWeights.from_dict({"supervised_viewpoint": 2.0})
