@@ -24,6 +24,7 @@ import numpy as np
 from engine.detect import MediaPipeDetector, mesh_to_ibug68
 from engine.detect.base import as_rgb
 from engine.detect.dlib import DlibDetector
+from engine.evaluation.landmarks300w import match_face
 from engine.io.image import load_image
 from engine.io.video import iter_frames
 from engine.training.data.images import erase_drawn_marks
@@ -46,13 +47,14 @@ def sources(images: list[str], videos: list[str], every: int, frames: int):
 def label(image: np.ndarray, mesh_detector, teacher, agree: float):
     """(mesh (468, 3), teacher points (68, 2)) of the largest face both find, or None."""
     meshes = [f for f in mesh_detector.detect(image) if f.mesh is not None]
-    taught = teacher.detect(image)
-    if not meshes or not taught:
+    if not meshes:
         return None
+    taught = teacher.detect(image)
     mesh = meshes[0].mesh.astype(np.float64)
     table = mesh_to_ibug68(mesh)
-    points = min(taught, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - table.mean(0))).landmarks
-    points = np.asarray(points, np.float64)
+    if (nearest := match_face(taught, table)) is None:
+        return None
+    points = np.asarray(nearest.landmarks, np.float64)
     iod = np.linalg.norm(points[36] - points[45])
     if np.linalg.norm(points - table, axis=1).mean() > agree * iod:
         return None

@@ -67,6 +67,18 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.hstack([m, (dc - m @ sc)[:, None]])
 
 
+def to_canvas_points(points: np.ndarray, to_canvas: np.ndarray) -> np.ndarray:
+    """Image pixels -> canvas pixels, by the (2, 3) similarity."""
+    return points @ to_canvas[:, :2].T + to_canvas[:, 2]
+
+
+def to_image_points(local: np.ndarray, to_canvas: np.ndarray) -> np.ndarray:
+    """Canvas pixels -> image pixels: the similarity [[a, -b], [b, a]] inverted."""
+    a, b = to_canvas[0, 0], to_canvas[1, 0]
+    inverse = np.array([[a, b], [-b, a]]) / (a * a + b * b)
+    return (local - to_canvas[:, 2]) @ inverse.T
+
+
 def canvas_side(mean: np.ndarray) -> int:
     return int(round(2 * float(mean.mean(0).mean())))
 
@@ -94,12 +106,10 @@ class Canvas:
         return cls(orientation_integral(canvas_gray(image, to_canvas, canvas_side(mean))), to_canvas)
 
     def to_local(self, points: np.ndarray) -> np.ndarray:
-        return points @ self.to_canvas[:, :2].T + self.to_canvas[:, 2]
+        return to_canvas_points(points, self.to_canvas)
 
     def to_image(self, local: np.ndarray) -> np.ndarray:
-        a, b = self.to_canvas[0, 0], self.to_canvas[1, 0]  # a similarity: [[a, -b], [b, a]]
-        inverse = np.array([[a, b], [-b, a]]) / (a * a + b * b)
-        return (local - self.to_canvas[:, 2]) @ inverse.T
+        return to_image_points(local, self.to_canvas)
 
 
 @dataclass

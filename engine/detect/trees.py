@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import scipy.sparse as sparse
 
-from engine.detect.refine import canvas_gray, similarity
+from engine.detect.refine import canvas_gray, similarity, to_canvas_points, to_image_points
 
 
 @dataclass
@@ -57,13 +57,11 @@ class TreeCascade:
 
     def __call__(self, image: np.ndarray, points: np.ndarray) -> np.ndarray:
         gray, to_canvas = self.canvas(image, points)
-        shapes = (points @ to_canvas[:, :2].T + to_canvas[:, 2])[None]
+        shapes = to_canvas_points(points, to_canvas)[None]
         for stage in self.stages:
             values = read_shape_indexed(gray[None], np.zeros(1, np.int64), shapes, self.mean, stage)
             shapes = shapes + stage.step(values).reshape(1, 68, 2)
-        a, b = to_canvas[0, 0], to_canvas[1, 0]
-        inverse = np.array([[a, b], [-b, a]]) / (a * a + b * b)
-        return ((shapes[0] - to_canvas[:, 2]) @ inverse.T).astype(np.float32)
+        return to_image_points(shapes[0], to_canvas).astype(np.float32)
 
     def canvas(self, image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         to_canvas = similarity(points, self.mean)
@@ -179,8 +177,8 @@ def fit_tree_cascade(
         seen.add(int(face))
         gray, to_canvas = model.canvas(image, start)
         gray_list.append(gray)
-        shape_list.append(start @ to_canvas[:, :2].T + to_canvas[:, 2])
-        target_list.append(truth @ to_canvas[:, :2].T + to_canvas[:, 2])
+        shape_list.append(to_canvas_points(start, to_canvas))
+        target_list.append(to_canvas_points(truth, to_canvas))
     grays, current, goal = np.array(gray_list), np.array(shape_list), np.array(target_list)
     which = np.arange(len(current))
     iod = float(np.linalg.norm(mean[36] - mean[45]))
