@@ -2,7 +2,10 @@
 
 The clip's consistency holds for shape too: with ``shape_swap`` each frame's 68 landmarks must
 also be met by the identity of its partner frame (its own expression and viewpoint), so an
-identity that explains only one photo of a person costs as much as a wrong one.
+identity that explains only one photo of a person costs as much as a wrong one. With
+``identity_contrast`` the neutral shapes (identity only) of one clip's frames must lie closer to
+each other than to the other clips' (the ratio of the mean squared distances, so shrinking every
+identity alike does not pay, unlike the shape swap).
 
 The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
 same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
@@ -35,6 +38,7 @@ class LossWeights:
     supervised: float = 0.0  # ground truth of synthetic faces, where present (warm start only)
     landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
     shape_swap: float = 0.0  # landmarks met with another frame's identity (same clip, own expression)
+    identity_contrast: float = 0.0  # within-clip / between-clip spread of the neutral shapes
     # share of the supervised geometry term taken in the predicted viewpoint (1) rather than with the
     # predicted shape placed in the true viewpoint (0: the synthetic truth teaches shape, not pose)
     supervised_viewpoint: float = 1.0
@@ -109,6 +113,20 @@ def swap_partners(clip_ids: Tensor, generator: torch.Generator | None = None) ->
     return partner
 
 
+def identity_contrast(identity: Tensor, clip_ids: Tensor, model: FaceModel) -> Tensor:
+    """Mean squared vertex distance between the neutral shapes of two frames of one clip, over
+    that of two frames of different clips; 0 when the batch has no such pairs."""
+    neutral = model.vertices(identity, identity.new_zeros(len(identity), model.n_expression)).flatten(1)
+    neutral = neutral - neutral.mean(0, keepdim=True)  # distances unchanged; less cancellation below
+    sq = neutral.square().sum(1)
+    dist2 = (sq[:, None] + sq[None] - 2 * neutral @ neutral.T).clamp_min(0)
+    same = clip_ids[:, None] == clip_ids[None]
+    within = same & ~torch.eye(len(clip_ids), dtype=torch.bool, device=clip_ids.device)
+    if not within.any() or same.all():
+        return identity.new_zeros(())
+    return dist2[within].mean() / (dist2[~same].mean() + 1e-12)
+
+
 @dataclass
 class LossResult:
     total: Tensor
@@ -150,6 +168,8 @@ def cest_losses(
         # each frame drawn with its partner frame's identity coefficients
         _, _, swapped_ndc = params.replace(identity=params.identity[partner]).geometry(model)
         terms["shape_swap"] = landmark_term(swapped_ndc, batch, model, weights)
+    if weights.identity_contrast and "clip_id" in batch:
+        terms["identity_contrast"] = identity_contrast(params.identity, batch["clip_id"], model)
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
     if weights.light:

@@ -10,6 +10,7 @@ from engine.training.losses import (
     LossWeights,
     cest_losses,
     coefficient_loss,
+    identity_contrast,
     landmark_loss,
     light_prior,
     photometric_loss,
@@ -91,6 +92,53 @@ def test_shape_swap_penalises_an_identity_that_fits_one_frame_only(setup):
     assert (
         "shape_swap"
         not in cest_losses(params, batch_for(params, setup), *setup, LossWeights(), torch.arange(2)).terms
+    )
+
+
+def _brute_contrast(model, identity, clips):
+    neutral = model.vertices(identity, torch.zeros(len(identity), model.n_expression)).flatten(1)
+    within, between = [], []
+    for i in range(len(clips)):
+        for j in range(len(clips)):
+            d2 = (neutral[i] - neutral[j]).square().sum()
+            if i != j and clips[i] == clips[j]:
+                within.append(d2)
+            elif clips[i] != clips[j]:
+                between.append(d2)
+    return torch.stack(within).mean() / torch.stack(between).mean()
+
+
+def test_identity_contrast_is_the_within_over_between_spread(face_model):
+    identity = torch.randn(6, face_model.n_identity, generator=torch.Generator().manual_seed(3))
+    clips = torch.tensor([0, 0, 1, 1, 1, 2])
+    value = identity_contrast(identity, clips, face_model)
+    assert value.item() == pytest.approx(_brute_contrast(face_model, identity, clips).item(), rel=1e-4)
+    # the same for identities all scaled alike: shrinking every shape does not pay
+    assert identity_contrast(identity * 0.3, clips, face_model).item() == pytest.approx(value.item(), rel=1e-4)
+
+
+def test_identity_contrast_is_zero_for_one_identity_per_clip_and_without_pairs(face_model):
+    people = torch.randn(2, face_model.n_identity, generator=torch.Generator().manual_seed(4))
+    assert identity_contrast(people[[0, 0, 1, 1]], torch.tensor([0, 0, 1, 1]), face_model).item() < 1e-6
+    assert identity_contrast(people, torch.tensor([0, 1]), face_model).item() == 0  # no pair in a clip
+    assert identity_contrast(people, torch.tensor([0, 0]), face_model).item() == 0  # one clip only
+
+
+def test_identity_contrast_gradient_draws_a_clip_together(setup):
+    face_model = setup[0]
+    identity = torch.randn(4, face_model.n_identity, generator=torch.Generator().manual_seed(5))
+    identity.requires_grad_(True)
+    clips = torch.tensor([0, 0, 1, 1])
+    before = identity_contrast(identity, clips, face_model)
+    before.backward()
+    with torch.no_grad():
+        after = identity_contrast(identity - 0.05 * identity.grad / identity.grad.norm(), clips, face_model)
+    assert after < before
+    params = make_params(4)
+    batch = batch_for(params, setup) | {"clip_id": clips}
+    terms = cest_losses(params, batch, *setup, LossWeights(identity_contrast=1.0), torch.arange(4)).terms
+    assert terms["identity_contrast"].item() == pytest.approx(
+        identity_contrast(params.identity, clips, face_model).item(), rel=1e-5
     )
 
 
