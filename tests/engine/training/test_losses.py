@@ -114,7 +114,9 @@ def test_identity_contrast_is_the_within_over_between_spread(face_model):
     value = identity_contrast(identity, clips, face_model)
     assert value.item() == pytest.approx(_brute_contrast(face_model, identity, clips).item(), rel=1e-4)
     # the same for identities all scaled alike: shrinking every shape does not pay
-    assert identity_contrast(identity * 0.3, clips, face_model).item() == pytest.approx(value.item(), rel=1e-4)
+    assert identity_contrast(identity * 0.3, clips, face_model).item() == pytest.approx(
+        value.item(), rel=1e-4
+    )
 
 
 def test_identity_contrast_is_zero_for_one_identity_per_clip_and_without_pairs(face_model):
