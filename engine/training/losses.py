@@ -168,7 +168,7 @@ def cest_losses(
         # each frame drawn with its partner frame's identity coefficients
         _, _, swapped_ndc = params.replace(identity=params.identity[partner]).geometry(model)
         terms["shape_swap"] = landmark_term(swapped_ndc, batch, model, weights)
-    if weights.identity_contrast and "clip_id" in batch:
+    if weights.identity_contrast:
         terms["identity_contrast"] = identity_contrast(params.identity, batch["clip_id"], model)
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
