@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.camera import euler_to_matrix
+from engine.contour import N_JAW, JawLines, build_jaw_lines, outward_in_view, select_jaw
 from engine.resources import resource_path
 
 DEFAULT_PATH = "facemodel/facemodel.npz"
@@ -38,6 +40,7 @@ class FaceModel:
         self.dense_triangles = as_long("dense_triangles") if "dense_triangles" in arrays else None
         self.dense_barycentric = as_float("dense_barycentric") if "dense_triangles" in arrays else None
         self.dense_weights = as_float("dense_weights") if "dense_triangles" in arrays else None
+        self.jaw_lines = self._jaw_lines(arrays, device)
         self._arrays = arrays
         self._flat_id = self.identity_basis.reshape(self.n_identity, -1)
         self._flat_exp = self.expression_basis.reshape(self.n_expression, -1)
@@ -77,9 +80,33 @@ class FaceModel:
         offsets = identity @ self._flat_id + expression @ self._flat_exp
         return self.mean + offsets.reshape(-1, self.n_vertices, 3)
 
-    def landmark_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
-        """(B, V, 3) -> (B, 68, 3)."""
-        return vertices[:, self.landmarks]
+    def _jaw_lines(self, arrays: dict, device) -> JawLines:
+        skin = np.ones(len(arrays["mean"]), bool)
+        skin[self.eye_vertices.cpu().numpy()] = False
+        lines = build_jaw_lines(arrays["mean"], arrays["landmarks"], arrays["symmetry"], skin)
+        return lines.to(device)
+
+    def landmark_indices(self, ndc: torch.Tensor, rotation: torch.Tensor | None) -> torch.Tensor:
+        """(B, 68) the landmark vertices of (B, V, 3) crop-NDC vertices seen with the (B, 3) Euler
+        ``rotation``: the jaw points slide to the visible contour; without a rotation, the fixed ones."""
+        if rotation is None:
+            return self.landmarks.expand(ndc.shape[0], -1)
+        outward = outward_in_view(self.jaw_lines, euler_to_matrix(rotation)) * ndc.new_tensor([1.0, -1.0])
+        return self.sliding_indices(ndc[:, self.jaw_lines.vertices, :2], outward)
+
+    def sliding_indices(self, on_lines_xy: torch.Tensor, outward: torch.Tensor) -> torch.Tensor:
+        """(B, 68) landmark vertices from the jaw lines' vertices (B, 17, K, 2) and the outward
+        directions (B, 17, 2), both in one 2D frame of the view."""
+        jaw = select_jaw(self.jaw_lines, on_lines_xy, outward)
+        return torch.cat([jaw, self.landmarks[N_JAW:].expand(jaw.shape[0], -1)], 1)
+
+    def landmark_vertices(self, vertices: torch.Tensor, rotation: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, V, 3) -> (B, 68, 3); with the view's (B, 3) Euler ``rotation`` the vertices must be in
+        crop NDC, and the jaw points slide to the visible contour (:mod:`engine.contour`)."""
+        if rotation is None:
+            return vertices[:, self.landmarks]
+        ids = self.landmark_indices(vertices, rotation)
+        return torch.gather(vertices, 1, ids[..., None].expand(-1, -1, vertices.shape[-1]))
 
     @property
     def has_dense(self) -> bool:

@@ -53,7 +53,7 @@ def method_reconstructors(
 
 def predicted_landmarks(params: FaceParams, model: FaceModel, size: int) -> torch.Tensor:
     _, _, ndc = params.geometry(model)
-    return ndc_to_pixels(model.landmark_vertices(ndc)[..., :2], size)
+    return ndc_to_pixels(model.landmark_vertices(ndc, params.rotation)[..., :2], size)
 
 
 def image_landmarks(rec, model: FaceModel) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 Alternates two linear solves (a few ms): a scaled-orthographic camera for the current shape
 (affine least squares, then the nearest scaled rotation), and regularised least squares for
-the shape coefficients under that camera. Expressions are clamped to their [0, 1] range.
+the shape coefficients under that camera. Expressions are held in their [0, 1] range.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from engine.camera import matrix_to_euler
+from engine.contour import outward_in_view
 from engine.facemodel import FaceModel
 
 
 @dataclass
 class FitConfig:
-    iterations: int = 6
+    iterations: int = 4
     n_identity: int = 40  # 68 points cannot pin more modes than this down
     identity_weight: float = 3e-4  # prior strength, in squared NDC per unit coefficient
     expression_weight: float = 3e-4
@@ -67,31 +68,132 @@ def _fit_camera(points3d: torch.Tensor, target: torch.Tensor, weights: torch.Ten
     return rotation, sing.mean(-1, keepdim=True), shift
 
 
-def _fit_shape(model_pts, bases, rotation, scale, shift, target, weights, prior):
-    """Regularised least squares for the coefficients under a fixed camera."""
+def _fit_shape(model_pts, bases, rotation, scale, shift, target, weights, prior, clamp_from, held=None):
+    """Regularised least squares for the coefficients under a fixed camera; the points (B, N, 3)
+    and their bases (B, N, 3, K) are each face's own (its jaw points slide)."""
     proj = scale[:, :, None] * rotation[:, :2]  # (B, 2, 3)
-    design = torch.einsum("bij,klj->blik", proj, bases).reshape(target.shape[0], -1, bases.shape[0])
-    mean_proj = torch.einsum("bij,lj->bli", proj, model_pts) + shift[:, None]
+    design = (proj[:, None] @ bases).reshape(target.shape[0], -1, bases.shape[-1])  # (B, 2N, K)
+    mean_proj = model_pts @ proj.transpose(1, 2) + shift[:, None]
     residual = (target - mean_proj).reshape(target.shape[0], -1)
     w = weights.repeat_interleave(2)[None, :, None]
     lhs = (design * w).transpose(1, 2) @ (design * w) + torch.diag(prior)
     rhs = (design * w).transpose(1, 2) @ (residual[..., None] * w)
-    return torch.linalg.solve(lhs, rhs).squeeze(-1)
+    return box_least_squares(lhs, rhs.squeeze(-1), clamp_from, held)
 
 
-def _landmark_bases(model: FaceModel, n_id: int, dense: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """The landmark points' mean (N, 3) and bases (K, N, 3), gathered once per model: the 68
-    vertices, then with ``dense`` the 468 surface points."""
-    cache = model.__dict__.setdefault("_landmark_bases", {})
-    key = (n_id, model.device, model.landmarks.data_ptr(), dense)
-    if key not in cache:
-        lm = model.landmarks
-        bases = torch.cat([model.identity_basis[:n_id], model.expression_basis])
-        mean, basis = model.mean[lm], bases[:, lm]
+def box_least_squares(
+    lhs: torch.Tensor, rhs: torch.Tensor, clamp_from: int, held: tuple | None = None, rounds: int = 12
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """argmin ``x·A·x/2 - b·x`` for (B, K, K) positive definite A and (B, K) b, with x[clamp_from:]
+    in [0, 1], by an active set: variables that leave the box are held at the bound they crossed,
+    and let go where the gradient points back inside. ``held``: the (at 0, at 1) masks to start
+    from (the last solve's, returned with x). Solving freely and clamping afterwards is not a
+    descent step: the fit's error then grows with every iteration."""
+    boxed = torch.zeros(lhs.shape[-1], dtype=torch.bool, device=lhs.device)
+    boxed[clamp_from:] = True
+    at_low, at_high = held if held is not None else (boxed & False, boxed & False)
+    at_low, at_high = at_low.expand_as(rhs), at_high.expand_as(rhs)
+    for _ in range(rounds):
+        x = _solve_held(lhs, rhs, at_low, at_high)
+        grad = (lhs @ x[..., None])[..., 0] - rhs
+        inside = ~(at_low | at_high)
+        low = boxed & ((at_low & (grad > 0)) | (inside & (x < 0)))
+        high = boxed & ((at_high & (grad < 0)) | (inside & (x > 1)))
+        if torch.equal(low, at_low) and torch.equal(high, at_high):
+            break
+        at_low, at_high = low, high
+    return torch.where(boxed, x.clamp(0, 1), x), (at_low, at_high)
+
+
+def _solve_held(lhs, rhs, at_low, at_high) -> torch.Tensor:
+    """The minimum with the held variables at their bounds (0 or 1) and the rest free."""
+    held = at_low | at_high
+    value = at_high.to(rhs.dtype)
+    free = (~held).to(rhs.dtype)
+    reduced = lhs * free[:, :, None] * free[:, None, :] + torch.diag_embed(held.to(rhs.dtype))
+    moved = rhs - (lhs @ value[..., None])[..., 0]
+    return torch.linalg.solve(reduced, torch.where(held, value, moved))
+
+
+@dataclass
+class _Shapes:
+    """The shape space of the vertices a landmark can be (the 68 and the jaw lines', a few hundred
+    of the mesh): ``mean + bases @ coeffs``; optionally the Face Mesh points too, which do not slide."""
+
+    mean: torch.Tensor  # (M, 3)
+    bases: torch.Tensor  # (M, 3, K)
+    local: torch.Tensor  # (V,) each mesh vertex's row in ``mean``, -1 where it is none
+    dense_mean: torch.Tensor | None = None  # (468, 3)
+    dense_bases: torch.Tensor | None = None  # (468, 3, K)
+
+    @classmethod
+    def of(cls, model: FaceModel, mean: torch.Tensor, bases: torch.Tensor, dense: bool = False) -> _Shapes:
+        """From the whole mesh's (V, 3) mean and (K, V, 3) bases."""
+        rows = torch.unique(torch.cat([model.landmarks, model.jaw_lines.vertices.reshape(-1)]))
+        local = torch.full((model.n_vertices,), -1, dtype=torch.long, device=rows.device)
+        local[rows] = torch.arange(len(rows), device=rows.device)
+        space = cls(mean[rows], bases[:, rows].permute(1, 2, 0).contiguous(), local)
         if dense:
-            mean = torch.cat([mean, model.dense_points(model.mean[None])[0]])
-            basis = torch.cat([basis, model.dense_points(bases)], 1)
-        cache[key] = (mean, basis)
+            space.dense_mean = model.dense_points(mean[None])[0]
+            space.dense_bases = model.dense_points(bases).permute(1, 2, 0).contiguous()
+        return space
+
+    def points(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 68) landmark vertices (mesh ids) -> their (B, N, 3) mean and (B, N, 3, K) bases
+        (N = 68, or 68 + 468 with the dense points)."""
+        rows = self.local[ids].reshape(-1)  # index_select: far cheaper than fancy indexing here
+        mean = self.mean.index_select(0, rows).reshape(*ids.shape, 3)
+        bases = self.bases.index_select(0, rows).reshape(*ids.shape, *self.bases.shape[1:])
+        if self.dense_mean is not None and self.dense_bases is not None:
+            batch = ids.shape[0]
+            mean = torch.cat([mean, self.dense_mean.expand(batch, -1, -1)], 1)
+            bases = torch.cat([bases, self.dense_bases.expand(batch, -1, -1, -1)], 1)
+        return mean, bases
+
+    def shape(self, ids: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        mean, bases = self.points(ids)
+        return mean + (bases @ coeffs[:, None, :, None])[..., 0]
+
+
+def _slide(model: FaceModel, space: _Shapes, coeffs: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """(B, 68) landmark vertices with the jaw points on the contour of the current shape and view."""
+    lines = model.jaw_lines.vertices
+    rows = space.local[lines.reshape(-1)]
+    on_lines = space.mean[rows] + (space.bases[rows].reshape(-1, space.bases.shape[-1]) @ coeffs.T).T.reshape(
+        coeffs.shape[0], -1, 3
+    )
+    xy = (on_lines @ rotation.transpose(1, 2))[..., :2].reshape(coeffs.shape[0], *lines.shape, 2)
+    return model.sliding_indices(xy, outward_in_view(model.jaw_lines, rotation))
+
+
+def _solve(model, space, target, weights, prior, clamp_from, iterations):
+    """Alternate the camera and the coefficients, the jaw points sliding with the view; the
+    coefficients from ``clamp_from`` on are blendshape weights in [0, 1]."""
+    batch = target.shape[0]
+    ids = model.landmarks.expand(batch, -1)
+    coeffs = torch.zeros(batch, space.bases.shape[-1], device=target.device)
+    held = None  # the blendshapes at a bound, carried from one solve to the next
+    for _ in range(iterations):
+        rotation, scale, shift = _fit_camera(space.shape(ids, coeffs), target, weights)
+        ids = _slide(model, space, coeffs, rotation)
+        mean, bases = space.points(ids)
+        coeffs, held = _fit_shape(
+            mean, bases, rotation, scale, shift, target, weights, prior, clamp_from, held
+        )
+    shape = space.shape(ids, coeffs)
+    rotation, scale, shift = _fit_camera(shape, target, weights)
+    projected = torch.einsum("bij,blj->bli", scale[:, :, None] * rotation[:, :2], shape) + shift[:, None]
+    rms = (projected - target)[:, :68].pow(2).sum(-1).mean(-1).sqrt()
+    return coeffs, rotation, scale, shift, rms
+
+
+def _model_space(model: FaceModel, n_id: int, dense: bool) -> _Shapes:
+    """The identity (first ``n_id`` modes) and expression space of the model, gathered once."""
+    cache = model.__dict__.setdefault("_fit_spaces", {})
+    key = (n_id, model.device, dense)
+    if key not in cache:
+        bases = torch.cat([model.identity_basis[:n_id], model.expression_basis])
+        cache[key] = _Shapes.of(model, model.mean, bases, dense)
     return cache[key]
 
 
@@ -118,29 +220,20 @@ def fit_landmarks(
     target = _targets(landmarks_ndc, dense_ndc if dense else None)
     weights = _landmark_weights(config, device, model if dense else None)
     n_id = min(config.n_identity, model.n_identity)
-    mean, bases = _landmark_bases(model, n_id, dense)
     prior = torch.cat(
         [
             torch.full((n_id,), config.identity_weight, device=device),
             torch.full((model.n_expression,), config.expression_weight, device=device),
         ]
     )
-    coeffs = torch.zeros(batch, bases.shape[0], device=device)
-    for _ in range(config.iterations):
-        shape = mean + torch.einsum("bk,klj->blj", coeffs, bases)
-        rotation, scale, shift = _fit_camera(shape, target, weights)
-        coeffs = _fit_shape(mean, bases, rotation, scale, shift, target, weights, prior)
-        coeffs[:, n_id:] = coeffs[:, n_id:].clamp(0, 1)
-    shape = mean + torch.einsum("bk,klj->blj", coeffs, bases)
-    rotation, scale, shift = _fit_camera(shape, target, weights)
-    projected = torch.einsum("bij,blj->bli", scale[:, :, None] * rotation[:, :2], shape) + shift[:, None]
-    rms = (projected - target)[:, :68].pow(2).sum(-1).mean(-1).sqrt()
-
+    space = _model_space(model, n_id, dense)
+    coeffs, rotation, scale, shift, rms = _solve(
+        model, space, target, weights, prior, n_id, config.iterations
+    )
     identity = torch.zeros(batch, model.n_identity, device=device)
     identity[:, :n_id] = coeffs[:, :n_id]
-    rotation = _proper_rotation(rotation)
     return LandmarkFit(
-        rotation=matrix_to_euler(rotation),
+        rotation=matrix_to_euler(_proper_rotation(rotation)),
         translation=shift * shift.new_tensor([1.0, -1.0]),
         scale=scale,
         identity=identity,
@@ -163,26 +256,20 @@ def fit_with_identity(
     """Viewpoint and expression of (B, 68, 2) crop-NDC landmarks for one known ``identity``
     (1, n_identity): the fit of several photos of one person that share a shape."""
     config = config or FitConfig()
+    device = landmarks_ndc.device
     target = landmarks_ndc * landmarks_ndc.new_tensor([1.0, -1.0])
-    weights = _landmark_weights(config, landmarks_ndc.device)
-    lm = model.landmarks
-    neutral = model.mean[lm] + torch.einsum("k,klj->lj", identity[0], model.identity_basis[:, lm])
-    bases = model.expression_basis[:, lm]
-    prior = torch.full((model.n_expression,), config.expression_weight, device=landmarks_ndc.device)
-    expression = torch.zeros(landmarks_ndc.shape[0], model.n_expression, device=landmarks_ndc.device)
-    for _ in range(config.iterations):
-        rotation, scale, shift = _fit_camera(
-            neutral + torch.einsum("bk,klj->blj", expression, bases), target, weights
-        )
-        expression = _fit_shape(neutral, bases, rotation, scale, shift, target, weights, prior).clamp(0, 1)
-    shape = neutral + torch.einsum("bk,klj->blj", expression, bases)
-    rotation, scale, shift = _fit_camera(shape, target, weights)
-    projected = torch.einsum("bij,blj->bli", scale[:, :, None] * rotation[:, :2], shape) + shift[:, None]
+    weights = _landmark_weights(config, device)
+    neutral = model.mean + torch.einsum("k,kvj->vj", identity[0], model.identity_basis)
+    space = _Shapes.of(model, neutral, model.expression_basis)
+    prior = torch.full((model.n_expression,), config.expression_weight, device=device)
+    expression, rotation, scale, shift, rms = _solve(
+        model, space, target, weights, prior, 0, config.iterations
+    )
     return LandmarkFit(
         rotation=matrix_to_euler(_proper_rotation(rotation)),
         translation=shift * shift.new_tensor([1.0, -1.0]),
         scale=scale,
         identity=identity.expand(landmarks_ndc.shape[0], -1).clone(),
         expression=expression,
-        rms_error=(projected - target).pow(2).sum(-1).mean(-1).sqrt(),
+        rms_error=rms,
     )

@@ -163,11 +163,11 @@ def cest_losses(
     if weights.symmetry:
         flipped = shade(out, symmetry_albedo(params.albedo), params.light)
         terms["symmetry"] = photometric_loss(flipped.image, image, mask)
-    terms["landmark"] = landmark_term(ndc, batch, model, weights)
+    terms["landmark"] = landmark_term(ndc, params.rotation, batch, model, weights)
     if weights.shape_swap:
         # each frame drawn with its partner frame's identity coefficients
         _, _, swapped_ndc = params.replace(identity=params.identity[partner]).geometry(model)
-        terms["shape_swap"] = landmark_term(swapped_ndc, batch, model, weights)
+        terms["shape_swap"] = landmark_term(swapped_ndc, params.rotation, batch, model, weights)
     if weights.identity_contrast:
         terms["identity_contrast"] = identity_contrast(params.identity, batch["clip_id"], model)
     terms["identity"] = coefficient_loss(params.identity)
@@ -180,9 +180,12 @@ def cest_losses(
     return LossResult(total, terms, out)
 
 
-def landmark_term(ndc: Tensor, batch: dict[str, Tensor], model: FaceModel, weights: LossWeights) -> Tensor:
-    """The landmark loss of (B, V, 3) crop-NDC vertices against the batch's detected landmarks."""
-    projected = model.landmark_vertices(ndc)[..., :2]
+def landmark_term(
+    ndc: Tensor, rotation: Tensor, batch: dict[str, Tensor], model: FaceModel, weights: LossWeights
+) -> Tensor:
+    """The landmark loss of (B, V, 3) crop-NDC vertices, seen with the (B, 3) Euler ``rotation``
+    (the jaw points slide to the contour), against the batch's detected landmarks."""
+    projected = model.landmark_vertices(ndc, rotation)[..., :2]
     return landmark_loss(projected, batch["landmarks"], weights.landmark_jaw, batch.get("landmarks_valid"))
 
 

@@ -26,7 +26,8 @@ PARAM_NAMES = ("rotation", "translation", "scale", "identity", "expression", "li
 
 
 def model_fingerprint(model: FaceModel) -> str:
-    """A hash of what the renders depend on: the mesh, its bases and its landmark vertices."""
+    """A hash of what the renders depend on: the mesh, its bases, its landmark vertices and the
+    lines its jaw points slide on."""
     digest = hashlib.sha1()
     for tensor in (
         model.mean,
@@ -35,6 +36,8 @@ def model_fingerprint(model: FaceModel) -> str:
         model.faces,
         model.uvs,
         model.landmarks,
+        model.jaw_lines.vertices,
+        model.jaw_lines.directions,
     ):
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]

@@ -221,7 +221,7 @@ def frame_params(rng, params: FaceParams, model: FaceModel, cfg: SyntheticConfig
     """Place the faces in their crops as the detector + cropper would, plus detector jitter."""
     params = params.replace(scale=params.scale * 0.025)  # the 20 cm face spans a quarter of the virtual image
     _, _, ndc = params.geometry(model)
-    params = frame_in_crop(params, model.landmark_vertices(ndc)[..., :2])
+    params = frame_in_crop(params, model.landmark_vertices(ndc, params.rotation)[..., :2])
     jitter = torch.from_numpy(rng.normal(0, cfg.jitter, (params.batch_size, 3)).astype(np.float32))
     return params.replace(
         scale=params.scale * (1 + jitter[:, 2:] * 0.5), translation=params.translation + jitter[:, :2]
@@ -234,13 +234,13 @@ def render_clip(rng: np.random.Generator, model: FaceModel, renderer: Renderer, 
     size, big = cfg.image_size, cfg.image_size * cfg.supersample
     _, cam, ndc = params.geometry(model)
     out = renderer.render(cam, ndc, params.albedo, params.light, big)
-    landmarks = ndc_to_pixels(model.landmark_vertices(ndc)[..., :2], size)
+    landmarks = ndc_to_pixels(model.landmark_vertices(ndc, params.rotation)[..., :2], size)
     skin = params.albedo[0, :, cfg.texture_size // 2, cfg.texture_size // 2].numpy()
     bg = background(rng, big)
     shading_mean = float(out.shading.sum() / out.mask.sum().clamp_min(1) / 3)
     images = []
     outlines, style = head_outline(params, big), head_style(rng)
-    big_landmarks = ndc_to_pixels(model.landmark_vertices(ndc)[..., :2], big).numpy()
+    big_landmarks = ndc_to_pixels(model.landmark_vertices(ndc, params.rotation)[..., :2], big).numpy()
     for i in range(params.batch_size):
         under = head_underlay(bg, outlines[i], big_landmarks[i], skin * min(shading_mean, 1.2), style)
         under = torch.from_numpy(under).permute(2, 0, 1)

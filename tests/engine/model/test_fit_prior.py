@@ -30,7 +30,7 @@ def _landmarks(face_model, batch: int = 2) -> torch.Tensor:
         light=None,
     )
     _, _, ndc = params.geometry(face_model)
-    return face_model.landmark_vertices(ndc)[..., :2]
+    return face_model.landmark_vertices(ndc, params.rotation)[..., :2]
 
 
 def test_an_untrained_chain_with_the_fit_prior_returns_the_fit(small_model, face_model):

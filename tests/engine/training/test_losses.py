@@ -46,7 +46,7 @@ def batch_for(params: FaceParams, setup, image=None) -> dict:
     return {
         "image": out.image.detach() if image is None else image,
         "face_mask": torch.ones(params.batch_size, 1, SIZE, SIZE),
-        "landmarks": model.landmark_vertices(ndc)[..., :2].detach(),
+        "landmarks": model.landmark_vertices(ndc, params.rotation)[..., :2].detach(),
     }
 
 

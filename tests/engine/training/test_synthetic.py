@@ -39,7 +39,7 @@ def test_ground_truth_matches_the_image(faces, face_model):
     clip = faces[2]
     p = clip["params"]
     _, cam, ndc = p.geometry(face_model)
-    projected = ndc_to_pixels(face_model.landmark_vertices(ndc)[..., :2], 64)
+    projected = ndc_to_pixels(face_model.landmark_vertices(ndc, p.rotation)[..., :2], 64)
     assert torch.allclose(projected, clip["landmarks"], atol=1e-3)
     out = faces.renderer.render(cam, ndc, p.albedo, p.light, 64)
     inside = clip["mask"] > 0.999  # fully covered pixels show the face exactly
