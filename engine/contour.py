@@ -19,9 +19,8 @@ N_JAW = 17
 
 @dataclass(frozen=True)
 class JawLines:
-    vertices: (
-        torch.Tensor
-    )  # (17, K) vertex indices, front first, the calibrated vertex last (repeated as padding)
+    # (17, K) vertex indices, front first, the calibrated vertex last (repeated as padding)
+    vertices: torch.Tensor
     directions: torch.Tensor  # (17, 3) each point's outward direction, model frame
 
     def to(self, device) -> JawLines:
