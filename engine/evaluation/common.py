@@ -38,6 +38,9 @@ def method_reconstructors(
         if name == "fit":
             recons[name] = Reconstructor(method="fit", device=device, detector=detector)
             continue
+        if name not in DEFAULT_WEIGHTS:  # "mean": a baseline of the synthetic benchmark only
+            skipped[name] = "not a method that reconstructs photos (the mean face needs ground truth)"
+            continue
         path = Path((weights or {}).get(name) or default_weights(name))
         if not path.is_file():
             skipped[name] = f"no weights at {path}"

@@ -168,3 +168,12 @@ def test_cli_on_the_shared_images_prints_a_json_line_last(shared_data, tmp_path,
     assert last["faces"] == 9 and last["detected"] == 9
     assert last["nme_box_percent"]["fit"]["mean_of_bins"] is not None
     assert (tmp_path / "aflw2000.md").read_text().count("|") > 20
+
+
+def test_the_mean_face_is_skipped_with_a_reason_on_photos(tmp_path, sample_faces):
+    """--methods mean is valid for the synthetic benchmark; on photos it is skipped, not a crash."""
+    image, face = sample_faces
+    shutil.copy(SAMPLE, tmp_path / "image00002.png")
+    _write_mat(tmp_path / "image00002.mat", face.landmarks.astype(np.float64), [5.0, 10.0, -3.0])
+    results = evaluate_aflw2000(tmp_path, methods=["fit", "mean"], progress=False)
+    assert "mean" in results["skipped"] and "fit" in results["pose_mae_deg"]
