@@ -2,7 +2,8 @@
 
 Alternates two linear solves (a few ms): a scaled-orthographic camera for the current shape
 (affine least squares, then the nearest scaled rotation), and regularised least squares for
-the shape coefficients under that camera. Expressions are held in their [0, 1] range.
+the shape coefficients under that camera. Expressions are held in their [0, 1] range (an exact
+box-constrained solve), and the 17 jaw points slide to the visible outline (engine/contour.py).
 """
 
 from __future__ import annotations
