@@ -92,7 +92,7 @@ def box_least_squares(
     descent step: the fit's error then grows with every iteration."""
     boxed = torch.zeros(lhs.shape[-1], dtype=torch.bool, device=lhs.device)
     boxed[clamp_from:] = True
-    at_low, at_high = held if held is not None else (boxed & False, boxed & False)
+    at_low, at_high = held if held is not None else (torch.zeros_like(boxed), torch.zeros_like(boxed))
     at_low, at_high = at_low.expand_as(rhs), at_high.expand_as(rhs)
     for _ in range(rounds):
         x = _solve_held(lhs, rhs, at_low, at_high)
@@ -142,9 +142,8 @@ class _Shapes:
     def points(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 68) landmark vertices (mesh ids) -> their (B, N, 3) mean and (B, N, 3, K) bases
         (N = 68, or 68 + 468 with the dense points)."""
-        rows = self.local[ids].reshape(-1)  # index_select: far cheaper than fancy indexing here
-        mean = self.mean.index_select(0, rows).reshape(*ids.shape, 3)
-        bases = self.bases.index_select(0, rows).reshape(*ids.shape, *self.bases.shape[1:])
+        rows = self.local[ids]
+        mean, bases = self.mean[rows], self.bases[rows]
         if self.dense_mean is not None and self.dense_bases is not None:
             batch = ids.shape[0]
             mean = torch.cat([mean, self.dense_mean.expand(batch, -1, -1)], 1)
@@ -155,14 +154,16 @@ class _Shapes:
         mean, bases = self.points(ids)
         return mean + (bases @ coeffs[:, None, :, None])[..., 0]
 
+    def shared(self, vertices: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        """(N,) mesh vertices, the same for every face -> (B, N, 3) under (B, K) ``coeffs``."""
+        rows = self.local[vertices]
+        return self.mean[rows] + (self.bases[rows] @ coeffs[:, None, :, None])[..., 0]
+
 
 def _slide(model: FaceModel, space: _Shapes, coeffs: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """(B, 68) landmark vertices with the jaw points on the contour of the current shape and view."""
     lines = model.jaw_lines.vertices
-    rows = space.local[lines.reshape(-1)]
-    on_lines = space.mean[rows] + (space.bases[rows].reshape(-1, space.bases.shape[-1]) @ coeffs.T).T.reshape(
-        coeffs.shape[0], -1, 3
-    )
+    on_lines = space.shared(lines.reshape(-1), coeffs)
     xy = (on_lines @ rotation.transpose(1, 2))[..., :2].reshape(coeffs.shape[0], *lines.shape, 2)
     return model.sliding_indices(xy, outward_in_view(model.jaw_lines, rotation))
 

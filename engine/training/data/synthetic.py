@@ -234,13 +234,14 @@ def render_clip(rng: np.random.Generator, model: FaceModel, renderer: Renderer, 
     size, big = cfg.image_size, cfg.image_size * cfg.supersample
     _, cam, ndc = params.geometry(model)
     out = renderer.render(cam, ndc, params.albedo, params.light, big)
-    landmarks = ndc_to_pixels(model.landmark_vertices(ndc, params.rotation)[..., :2], size)
+    landmarks_ndc = model.landmark_vertices(ndc, params.rotation)[..., :2]
+    landmarks = ndc_to_pixels(landmarks_ndc, size)
     skin = params.albedo[0, :, cfg.texture_size // 2, cfg.texture_size // 2].numpy()
     bg = background(rng, big)
     shading_mean = float(out.shading.sum() / out.mask.sum().clamp_min(1) / 3)
     images = []
     outlines, style = head_outline(params, big), head_style(rng)
-    big_landmarks = ndc_to_pixels(model.landmark_vertices(ndc, params.rotation)[..., :2], big).numpy()
+    big_landmarks = ndc_to_pixels(landmarks_ndc, big).numpy()
     for i in range(params.batch_size):
         under = head_underlay(bg, outlines[i], big_landmarks[i], skin * min(shading_mean, 1.2), style)
         under = torch.from_numpy(under).permute(2, 0, 1)
