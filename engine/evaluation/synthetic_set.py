@@ -12,8 +12,7 @@ from tqdm import tqdm
 from engine.evaluation import metrics
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
-
-WRONG_FACE_NME = 0.5  # a detection this far from the truth found something else
+from engine.training.data.synthetic import WRONG_FACE_NME
 
 
 @dataclass

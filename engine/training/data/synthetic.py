@@ -39,6 +39,10 @@ class SyntheticConfig:
     motion_deg: float = 10.0  # pose drift over a clip
     jitter: float = 0.04  # crop jitter (detector noise), in NDC
     landmark_noise_px: float = 0.7
+    # the landmarks a frame is given (the fit prior's input and the landmark loss's target): the
+    # shipped detector's points on the rendered frame, as a real frame gets them, where it finds the
+    # face; else (and by default) the true points plus landmark_noise_px of noise
+    detected_landmarks: bool = False
     with_maps: bool = False  # also keep depth and normals (the benchmark wants them)
 
 
@@ -59,6 +63,7 @@ class SyntheticFaces(torch.utils.data.Dataset):
         self.length, self.seed, self.split = length, seed, split
         self.model = face_model or FaceModel.load()
         self.renderer = Renderer(self.model.faces, self.model.uvs)
+        self._detector = None  # made on first use: a detector does not pickle into workers
 
     def __len__(self) -> int:
         return self.length
@@ -70,7 +75,39 @@ class SyntheticFaces(torch.utils.data.Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         with torch.no_grad():
-            return render_clip(self.rng(index), self.model, self.renderer, self.config)
+            clip = render_clip(self.rng(index), self.model, self.renderer, self.config)
+        if self.config.detected_landmarks:
+            if self._detector is None:
+                from engine.detect import create_detector
+
+                self._detector = create_detector("auto")
+            clip["landmarks"] = detected_landmarks(self._detector, clip["image"], clip["landmarks"])
+        return clip
+
+
+WRONG_FACE_NME = 0.5  # a detection this far from the true points (in eye distances) found something else
+
+
+def detector_points(detector, image: np.ndarray, truth: np.ndarray) -> np.ndarray | None:
+    """The detector's 68 points on an (H, W, 3) uint8 frame, or None where it finds no face or
+    another one than the true points (`truth`, (68, 2)) outline."""
+    faces = detector.detect(image)
+    if not faces:
+        return None
+    points = np.asarray(faces[0].landmarks, np.float32)
+    eyes = np.linalg.norm(truth[36] - truth[45])
+    return points if np.linalg.norm(points - truth, axis=1).mean() <= WRONG_FACE_NME * eyes else None
+
+
+def detected_landmarks(detector, images: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """(K, 68, 2) points of a clip's (K, 3, S, S) uint8 frames: the detector's where it finds the
+    face, ``fallback``'s elsewhere."""
+    out = fallback.clone()
+    for k, frame in enumerate(images.permute(0, 2, 3, 1).numpy()):
+        points = detector_points(detector, np.ascontiguousarray(frame), fallback[k].numpy())
+        if points is not None:
+            out[k] = torch.from_numpy(points)
+    return out
 
 
 # ------------------------------------------------------------------------------ sampling

@@ -1,10 +1,13 @@
 """Synthetic faces: deterministic, ground truth consistent with the image; clip helpers; the bank."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
 from engine.camera import ndc_to_pixels
+from engine.detect.base import Face
 from engine.training.data.albedo import procedural_albedo
 from engine.training.data.bank import SyntheticBank
 from engine.training.data.clip import MIRROR_68, collate, face_mask, flip_clip
@@ -33,6 +36,31 @@ def test_a_clip_is_one_person_in_changing_poses(faces):
     assert clip["image"].shape == (3, 3, 64, 64) and clip["image"].dtype == torch.uint8
     assert torch.equal(p.identity[0], p.identity[2]) and torch.equal(p.albedo[0], p.albedo[2])
     assert not torch.equal(p.rotation[0], p.rotation[2])
+
+
+class _Detector:
+    """Finds, per call, the next of its answers: points (68, 2) or nothing (None)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def detect(self, image):
+        points = self.answers.pop(0)
+        return [] if points is None else [Face(np.zeros(4, np.float32), points, 1.0)]
+
+
+def test_detected_landmarks_replace_the_true_points_where_the_detector_finds_the_face(face_model):
+    config = dataclasses.replace(CONFIG, detected_landmarks=True)
+    faces = SyntheticFaces(config, length=1, seed=5, face_model=face_model)
+    true = SyntheticFaces(CONFIG, length=1, seed=5, face_model=face_model)[0]["landmarks"].numpy()
+    near = true[0] + 0.5  # the detector's points on frame 0: half a pixel off
+    faces._detector = _Detector([near, None, true[2] + 40.0])  # found / no face / another face
+    clip = faces[0]
+    assert np.allclose(clip["landmarks"][0].numpy(), near)
+    assert np.allclose(clip["landmarks"][1:].numpy(), true[1:])  # the true points kept elsewhere
+    assert torch.equal(
+        clip["image"], SyntheticFaces(CONFIG, length=1, seed=5, face_model=face_model)[0]["image"]
+    )
 
 
 def test_ground_truth_matches_the_image(faces, face_model):
