@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=128, help="synthetic image size (the training size)")
     p.add_argument("--texture-size", type=int, default=64, help="ground-truth albedo map size")
     p.add_argument("--supersample", type=int, default=1, help="anti-aliasing of the synthetic images")
+    p.add_argument(
+        "--references",
+        action="store_true",
+        help="synthetic: also score the true shape at the landmark fit's viewpoint and the mean face "
+        "at the true viewpoint (what the viewpoint and the shape each cost)",
+    )
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--detector", default="auto", help="detector backend (engine.detect)")
     p.add_argument(
@@ -239,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
         progress,
         keep=args.plots,
+        references=args.references,
     )
     paths = write_results(results, out)
     if args.plots:

@@ -60,6 +60,9 @@ def markdown_table(results: dict) -> str:
         "",
     ]
     lines += [f"- **{k}**: {v}" for k, v in results["definitions"].items()]
+    if results.get("references"):
+        lines += ["", "Reference rows (not methods: they are given part of the truth):", ""]
+        lines += [f"- **{k}**: {v}" for k, v in results["references"].items()]
     notes = [
         f"- {name}: {row['info']['warning']}"
         for name, row in results["results"].items()

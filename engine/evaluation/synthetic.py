@@ -111,6 +111,26 @@ def mean_face_params(fit: FaceParams, texture_size: int = 64) -> FaceParams:
     )
 
 
+REFERENCES = {  # what each reference row is (`cest eval --synthetic N --references`)
+    "true-shape@fit-view": "the true shape (identity and expression) at the landmark fit's viewpoint: "
+    "what a perfect shape estimate scores with the viewpoint the landmarks give",
+    "mean-face@true-view": "the mean face at the true viewpoint: what a perfect viewpoint gives with "
+    "no shape estimate",
+}
+
+
+def reference_params(truth: FaceParams, fit: FaceParams, texture_size: int) -> dict[str, FaceParams]:
+    """The reference rows' parameters (flat albedo and ambient light, as the mean face's): they
+    split a method's depth and normal error into its viewpoint's part and its shape's."""
+    placed = truth.replace(rotation=fit.rotation, translation=fit.translation, scale=fit.scale)
+    return {
+        "true-shape@fit-view": mean_face_params(placed, texture_size).replace(
+            identity=truth.identity, expression=truth.expression
+        ),
+        "mean-face@true-view": mean_face_params(truth, texture_size),
+    }
+
+
 def run_methods(
     methods: list[str],
     testset: SyntheticSet,
@@ -119,13 +139,15 @@ def run_methods(
     device: str = "cpu",
     batch: int = 16,
     progress: bool = True,
+    references: bool = False,
 ) -> dict[str, MethodResult]:
-    """Every requested method on the same images and landmarks -> {name: MethodResult}."""
+    """Every requested method on the same images and landmarks -> {name: MethodResult}; with
+    ``references`` also the REFERENCES rows, after them."""
     from engine.reconstruct.reconstructor import Reconstructor
 
     results: dict[str, MethodResult] = {}
     fit_params = None
-    if "fit" in methods or "mean" in methods:
+    if "fit" in methods or "mean" in methods or references:
         fit = Reconstructor(method="fit", device=device)
         # one face per call, as the app and the CLI fit them (de-lighting takes batches now, but a
         # batched fit agrees with one-by-one only to within a tolerance: the figures stay comparable)
@@ -165,7 +187,11 @@ def run_methods(
             log.warning("%s: %s", name, info["warning"])
         params, seconds = _estimate(recon, testset.images, landmarks, batch, name, progress)
         results[name] = MethodResult(name, params, seconds_per_face=seconds, info=info)
-    return {m: results[m] for m in methods if m in results}
+    ordered = {m: results[m] for m in methods if m in results}
+    if references and fit_params is not None:
+        for name, params in reference_params(testset.params, fit_params, testset.albedo.shape[-1]).items():
+            ordered[name] = MethodResult(name, params, info={"reference": REFERENCES[name]})
+    return ordered
 
 
 @torch.no_grad()
@@ -244,8 +270,10 @@ def evaluate_synthetic(
     device: str = "cpu",
     progress: bool = True,
     keep: bool = False,
+    references: bool = False,
 ) -> dict:
-    """Run the synthetic benchmark; returns the results dict (JSON-ready unless ``keep``).
+    """Run the synthetic benchmark; returns the results dict (JSON-ready unless ``keep``); with
+    ``references`` the REFERENCES rows too.
 
     With ``keep`` the dict also holds ``_testset``, ``_methods`` and ``_model`` for pictures.
     """
@@ -259,7 +287,7 @@ def evaluate_synthetic(
     model = FaceModel.load()
     testset = synthetic_set(n, seed, image_size, texture_size, supersample, model, progress)
     inputs = source_landmarks(testset, create_detector(detector), seed, progress=progress)
-    ran = run_methods(methods, testset, inputs.landmarks, weights or {}, device, batch, progress)
+    ran = run_methods(methods, testset, inputs.landmarks, weights or {}, device, batch, progress, references)
     renderer = Renderer(model.faces, model.uvs)
     pose, light = testset.pose_deg(), testset.light_deg()
     per_image = [
@@ -311,6 +339,7 @@ def evaluate_synthetic(
         "detector_nme_found": summarise(used * 100),
         "results": table,
         "definitions": DEFINITIONS,
+        "references": {k: v for k, v in REFERENCES.items() if k in table},
         "machine": machine_info(),
         "seconds": time.perf_counter() - started,
         "per_image": per_image,

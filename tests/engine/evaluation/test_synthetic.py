@@ -133,11 +133,15 @@ def test_synthetic_eval_writes_json_and_markdown(tmp_path):
             "--no-progress",
             "--threads",
             "1",
+            "--references",
         ]
     )
     assert code == 0
     results = json.loads((out / "synthetic_eval.json").read_text())
     assert results["n"] == 4 and results["split"] == "heldout"
+    assert set(results["references"]) == {"true-shape@fit-view", "mean-face@true-view"}
+    for name in results["references"]:
+        assert np.isfinite(results["results"][name]["side"]["mean"]), name
     assert "no weights" in results["results"]["cest"]["skipped"]
     assert sum(results["landmarks"]["counts"].values()) == 4
     for name in ("fit", "mean"):
@@ -149,6 +153,22 @@ def test_synthetic_eval_writes_json_and_markdown(tmp_path):
     assert len(results["per_image"]) == 4
     table = (out / "synthetic_eval.md").read_text()
     assert "| fit |" in table and "| mean |" in table and "skipped" in table
+    assert "| mean-face@true-view |" in table and "Reference rows" in table
+
+
+def test_the_true_shape_at_the_true_viewpoint_scores_no_geometry_error(face_model):
+    from engine.evaluation.synthetic import reference_params, score, synthetic_set
+    from engine.render import Renderer
+
+    testset = synthetic_set(3, seed=2, image_size=64, texture_size=32, face_model=face_model, progress=False)
+    truth = testset.params
+    refs = reference_params(truth, truth, 32)  # the "fit" placed exactly
+    renderer = Renderer(face_model.faces, face_model.uvs)
+    exact = score(refs["true-shape@fit-view"], testset, face_model, renderer)
+    assert np.allclose(exact["side"], 0, atol=1e-3) and np.allclose(exact["mad"], 0, atol=0.05)
+    mean = refs["mean-face@true-view"]
+    assert torch.equal(mean.rotation, truth.rotation) and not mean.identity.any()
+    assert score(mean, testset, face_model, renderer)["mad"].mean() > 1  # the shape's own error
 
 
 def test_landmark_eval_on_annotated_synthetic_faces(tmp_path):
