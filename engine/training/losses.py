@@ -5,9 +5,7 @@ also be met by the identity of its partner frame (its own expression and viewpoi
 identity that explains only one photo of a person costs as much as a wrong one. With
 ``identity_contrast`` the neutral shapes (identity only) of one clip's frames must lie closer to
 each other than to the other clips' (the ratio of the mean squared distances, so shrinking every
-identity alike does not pay, unlike the shape swap). The between-clip spread is only the scale:
-no gradient flows through it, since pushing people apart lowers the ratio too, by exaggerating
-every shape (the synthetic benchmark's depth error rose with it).
+identity alike does not pay, unlike the shape swap).
 
 The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
 same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
@@ -117,8 +115,7 @@ def swap_partners(clip_ids: Tensor, generator: torch.Generator | None = None) ->
 
 def identity_contrast(identity: Tensor, clip_ids: Tensor, model: FaceModel) -> Tensor:
     """Mean squared vertex distance between the neutral shapes of two frames of one clip, over
-    that of two frames of different clips (held fixed: a scale, not a target); 0 when the batch has
-    no such pairs."""
+    that of two frames of different clips; 0 when the batch has no such pairs."""
     neutral = model.vertices(identity, identity.new_zeros(len(identity), model.n_expression)).flatten(1)
     neutral = neutral - neutral.mean(0, keepdim=True)  # distances unchanged; less cancellation below
     sq = neutral.square().sum(1)
@@ -127,7 +124,7 @@ def identity_contrast(identity: Tensor, clip_ids: Tensor, model: FaceModel) -> T
     within = same & ~torch.eye(len(clip_ids), dtype=torch.bool, device=clip_ids.device)
     if not within.any() or same.all():
         return identity.new_zeros(())
-    return dist2[within].mean() / (dist2[~same].mean().detach() + 1e-12)
+    return dist2[within].mean() / (dist2[~same].mean() + 1e-12)
 
 
 @dataclass
