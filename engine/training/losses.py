@@ -5,7 +5,8 @@ also be met by the identity of its partner frame (its own expression and viewpoi
 identity that explains only one photo of a person costs as much as a wrong one. With
 ``identity_contrast`` the neutral shapes (identity only) of one clip's frames must lie closer to
 each other than to the other clips' (the ratio of the mean squared distances, so shrinking every
-identity alike does not pay, unlike the shape swap).
+identity alike does not pay, unlike the shape swap; pushing people apart does, so a strong weight
+exaggerates the shapes: resources/weights/README.md has the measured trade).
 
 The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
 same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
