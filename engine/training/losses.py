@@ -6,7 +6,9 @@ identity that explains only one photo of a person costs as much as a wrong one. 
 ``identity_contrast`` the neutral shapes (identity only) of one clip's frames must lie closer to
 each other than to the other clips' (the ratio of the mean squared distances, so shrinking every
 identity alike does not pay, unlike the shape swap; pushing people apart does, so a strong weight
-exaggerates the shapes: resources/weights/README.md has the measured trade).
+exaggerates the shapes: resources/weights/README.md has the measured trade). Only real clips count
+unless ``identity_contrast_synthetic``: the synthetic ones hold the prior's random identities, and
+pushing those apart taught nothing of people.
 
 The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
 same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
@@ -40,6 +42,9 @@ class LossWeights:
     landmark_jaw: float = 0.5  # relative weight of the 17 contour points, which slide as the head turns
     shape_swap: float = 0.0  # landmarks met with another frame's identity (same clip, own expression)
     identity_contrast: float = 0.0  # within-clip / between-clip spread of the neutral shapes
+    # the synthetic clips count in the identity contrast too (as in stages 12-14); by default only
+    # real clips do: pushing the prior's random identities apart only exaggerated the shapes
+    identity_contrast_synthetic: bool = False
     # share of the supervised geometry term taken in the predicted viewpoint (1) rather than with the
     # predicted shape placed in the true viewpoint (0: the synthetic truth teaches shape, not pose)
     supervised_viewpoint: float = 1.0
@@ -128,6 +133,12 @@ def identity_contrast(identity: Tensor, clip_ids: Tensor, model: FaceModel) -> T
     return dist2[within].mean() / (dist2[~same].mean() + 1e-12)
 
 
+def contrast_frames(batch: dict[str, Tensor], synthetic: bool) -> Tensor:
+    """(B,) bool: the frames the identity contrast compares (the real ones unless ``synthetic``)."""
+    every = torch.ones_like(batch["clip_id"], dtype=torch.bool)
+    return every if synthetic or "gt_has" not in batch else ~batch["gt_has"].bool()
+
+
 @dataclass
 class LossResult:
     total: Tensor
@@ -170,7 +181,8 @@ def cest_losses(
         _, _, swapped_ndc = params.replace(identity=params.identity[partner]).geometry(model)
         terms["shape_swap"] = landmark_term(swapped_ndc, params.rotation, batch, model, weights)
     if weights.identity_contrast:
-        terms["identity_contrast"] = identity_contrast(params.identity, batch["clip_id"], model)
+        keep = contrast_frames(batch, weights.identity_contrast_synthetic)
+        terms["identity_contrast"] = identity_contrast(params.identity[keep], batch["clip_id"][keep], model)
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
     if weights.light:

@@ -126,6 +126,23 @@ def test_identity_contrast_is_zero_for_one_identity_per_clip_and_without_pairs(f
     assert identity_contrast(people, torch.tensor([0, 0]), face_model).item() == 0  # one clip only
 
 
+def test_identity_contrast_leaves_out_synthetic_clips_unless_asked(setup):
+    face_model = setup[0]
+    params = make_params(6, seed=7)
+    clips = torch.tensor([0, 0, 1, 1, 2, 2])
+    synthetic = torch.tensor([False, False, False, False, True, True])
+    batch = batch_for(params, setup) | {"clip_id": clips, "gt_has": synthetic}
+    real_only = cest_losses(params, batch, *setup, LossWeights(identity_contrast=1.0), torch.arange(6))
+    expected = identity_contrast(params.identity[:4], clips[:4], face_model)
+    assert real_only.terms["identity_contrast"].item() == pytest.approx(expected.item(), rel=1e-5)
+    weights = LossWeights(identity_contrast=1.0, identity_contrast_synthetic=True)
+    every = cest_losses(params, batch, *setup, weights, torch.arange(6))
+    assert every.terms["identity_contrast"].item() == pytest.approx(
+        identity_contrast(params.identity, clips, face_model).item(), rel=1e-5
+    )
+    assert every.terms["identity_contrast"].item() != pytest.approx(expected.item(), rel=1e-3)
+
+
 def test_identity_contrast_gradient_draws_a_clip_together(setup):
     face_model = setup[0]
     identity = torch.randn(4, face_model.n_identity, generator=torch.Generator().manual_seed(5))
