@@ -8,7 +8,8 @@ each other than to the other clips' (the ratio of the mean squared distances, so
 identity alike does not pay, unlike the shape swap; pushing people apart does, so a strong weight
 exaggerates the shapes: resources/weights/README.md has the measured trade). Only real clips count
 unless ``identity_contrast_synthetic``: the synthetic ones hold the prior's random identities, and
-pushing those apart taught nothing of people.
+pushing those apart taught nothing of people. ``albedo_contrast`` asks the same of the albedo
+maps (each scaled to one mean brightness), on real clips only.
 
 The renderer rasterises each frame once; the swapped and flipped reflectances re-texture that
 same render (:func:`engine.render.shade`), so the three photometric terms cost one rasterisation.
@@ -24,6 +25,7 @@ from torch import Tensor
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
 from engine.render import Renderer, RenderOutput, shade
+from engine.render.uv import uv_layout
 from engine.sh import SH_CONST
 
 _EPS = 1e-3  # Charbonnier epsilon: a smooth L1 whose gradient stays finite at zero error
@@ -45,6 +47,7 @@ class LossWeights:
     # the synthetic clips count in the identity contrast too (as in stages 12-14); by default only
     # real clips do: pushing the prior's random identities apart only exaggerated the shapes
     identity_contrast_synthetic: bool = False
+    albedo_contrast: float = 0.0  # the same for the albedo maps (real clips only)
     # share of the supervised geometry term taken in the predicted viewpoint (1) rather than with the
     # predicted shape placed in the true viewpoint (0: the synthetic truth teaches shape, not pose)
     supervised_viewpoint: float = 1.0
@@ -122,14 +125,28 @@ def swap_partners(clip_ids: Tensor, generator: torch.Generator | None = None) ->
 def identity_contrast(identity: Tensor, clip_ids: Tensor, model: FaceModel) -> Tensor:
     """Mean squared vertex distance between the neutral shapes of two frames of one clip, over
     that of two frames of different clips; 0 when the batch has no such pairs."""
-    neutral = model.vertices(identity, identity.new_zeros(len(identity), model.n_expression)).flatten(1)
-    neutral = neutral - neutral.mean(0, keepdim=True)  # distances unchanged; less cancellation below
-    sq = neutral.square().sum(1)
-    dist2 = (sq[:, None] + sq[None] - 2 * neutral @ neutral.T).clamp_min(0)
+    neutral = model.vertices(identity, identity.new_zeros(len(identity), model.n_expression))
+    return _contrast_ratio(neutral.flatten(1), clip_ids)
+
+
+def albedo_contrast(albedo: Tensor, clip_ids: Tensor, model: FaceModel) -> Tensor:
+    """The same ratio for the albedo maps on the UV chart, each scaled to one mean brightness
+    (as ``cest eval --same-person`` compares them): the pattern counts, not the exposure."""
+    chart = uv_layout(model, albedo.shape[-1])[2].to(albedo)
+    texels = albedo * chart
+    mean = texels.sum((1, 2, 3), keepdim=True) / (chart.sum() * albedo.shape[1])
+    return _contrast_ratio((texels / mean.clamp_min(1e-3)).flatten(1), clip_ids)
+
+
+def _contrast_ratio(features: Tensor, clip_ids: Tensor) -> Tensor:
+    """Mean squared distance of (B, D) features within a clip over that between clips."""
+    features = features - features.mean(0, keepdim=True)  # distances unchanged; less cancellation
+    sq = features.square().sum(1)
+    dist2 = (sq[:, None] + sq[None] - 2 * features @ features.T).clamp_min(0)
     same = clip_ids[:, None] == clip_ids[None]
     within = same & ~torch.eye(len(clip_ids), dtype=torch.bool, device=clip_ids.device)
     if not within.any() or same.all():
-        return identity.new_zeros(())
+        return features.new_zeros(())
     return dist2[within].mean() / (dist2[~same].mean() + 1e-12)
 
 
@@ -183,6 +200,9 @@ def cest_losses(
     if weights.identity_contrast:
         keep = contrast_frames(batch, weights.identity_contrast_synthetic)
         terms["identity_contrast"] = identity_contrast(params.identity[keep], batch["clip_id"][keep], model)
+    if weights.albedo_contrast:
+        keep = contrast_frames(batch, synthetic=False)
+        terms["albedo_contrast"] = albedo_contrast(params.albedo[keep], batch["clip_id"][keep], model)
     terms["identity"] = coefficient_loss(params.identity)
     terms["expression"] = coefficient_loss(params.expression)
     if weights.light:

@@ -8,6 +8,7 @@ from engine.render import Renderer
 from engine.sh import ambient_light
 from engine.training.losses import (
     LossWeights,
+    albedo_contrast,
     cest_losses,
     coefficient_loss,
     identity_contrast,
@@ -242,3 +243,25 @@ def test_gradients_reach_every_factor(setup):
     cest_losses(params, batch, *setup, LossWeights(), torch.tensor([1, 0])).total.backward()
     for name, value in params.fields().items():
         assert value.grad is not None and value.grad.abs().sum() > 0, name
+
+
+def test_albedo_contrast_compares_patterns_not_exposure(setup):
+    face_model = setup[0]
+    g = torch.Generator().manual_seed(8)
+    people = torch.rand(2, 3, 64, 64, generator=g) * 0.5 + 0.25
+    clips = torch.tensor([0, 0, 1, 1])
+    # one albedo per person, each photo exposed differently: nothing differs within a clip
+    exposed = people[[0, 0, 1, 1]] * torch.tensor([1.0, 0.6, 0.8, 1.3])[:, None, None, None]
+    assert albedo_contrast(exposed, clips, face_model).item() < 1e-6
+    noisy = exposed + 0.05 * torch.randn(exposed.shape, generator=g)
+    noisy.requires_grad_(True)
+    before = albedo_contrast(noisy, clips, face_model)
+    assert 0 < before.item() < 1
+    before.backward()
+    with torch.no_grad():
+        after = albedo_contrast(noisy - 0.05 * noisy.grad / noisy.grad.norm(), clips, face_model)
+    assert after < before
+    params = make_params(4, albedo=noisy.detach())
+    batch = batch_for(params, setup) | {"clip_id": clips, "gt_has": torch.tensor([False, False, True, True])}
+    terms = cest_losses(params, batch, *setup, LossWeights(albedo_contrast=1.0), torch.arange(4)).terms
+    assert terms["albedo_contrast"].item() == 0  # the two synthetic frames left out: one clip only
