@@ -42,14 +42,15 @@ def within_between(features: np.ndarray, labels: np.ndarray) -> dict[str, float]
 
 def _per_photo(recon, image_path: Path, chart: torch.Tensor):
     from engine.io.image import load_image
+    from engine.render.uv import chart_brightness_normalised
 
     rec = recon.reconstruct(load_image(image_path))
     p = rec.params
     neutral = recon.model.vertices(
         p.identity.to(recon.device), torch.zeros_like(p.expression).to(recon.device)
     )
-    albedo = torch.nn.functional.interpolate(p.albedo.cpu(), size=chart.shape[-2:], mode="area")[0] * chart
-    albedo = albedo / albedo.sum().clamp_min(1e-6) * chart.sum() * 3 * 0.5  # same mean (0.5) per map
+    albedo = torch.nn.functional.interpolate(p.albedo.cpu(), size=chart.shape[-2:], mode="area")
+    albedo = chart_brightness_normalised(albedo, chart)[0] * 0.5  # the same mean (0.5) per map
     return neutral[0].cpu().numpy(), albedo.numpy()
 
 

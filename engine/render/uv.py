@@ -37,6 +37,14 @@ def uv_layout(model: FaceModel, size: int):
     return cache[size]
 
 
+def chart_brightness_normalised(texture: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, T) maps, 0 off the chart ``covered`` (T, T), each scaled to mean 1 over the chart:
+    what differs between two such maps is their pattern, not their exposure."""
+    texels = texture * covered
+    mean = texels.sum((1, 2, 3), keepdim=True) / (covered.sum() * texture.shape[1])
+    return texels / mean.clamp_min(1e-3)
+
+
 def _cached(model: FaceModel, name: str, key, build):
     """``build()``, kept on the model under ``name`` and ``key`` (the model's data never changes)."""
     cache = model.__dict__.setdefault(name, {})

@@ -25,7 +25,7 @@ from torch import Tensor
 from engine.facemodel import FaceModel
 from engine.params import FaceParams
 from engine.render import Renderer, RenderOutput, shade
-from engine.render.uv import uv_layout
+from engine.render.uv import chart_brightness_normalised, uv_layout
 from engine.sh import SH_CONST
 
 _EPS = 1e-3  # Charbonnier epsilon: a smooth L1 whose gradient stays finite at zero error
@@ -133,9 +133,7 @@ def albedo_contrast(albedo: Tensor, clip_ids: Tensor, model: FaceModel) -> Tenso
     """The same ratio for the albedo maps on the UV chart, each scaled to one mean brightness
     (as ``cest eval --same-person`` compares them): the pattern counts, not the exposure."""
     chart = uv_layout(model, albedo.shape[-1])[2].to(albedo)
-    texels = albedo * chart
-    mean = texels.sum((1, 2, 3), keepdim=True) / (chart.sum() * albedo.shape[1])
-    return _contrast_ratio((texels / mean.clamp_min(1e-3)).flatten(1), clip_ids)
+    return _contrast_ratio(chart_brightness_normalised(albedo, chart).flatten(1), clip_ids)
 
 
 def _contrast_ratio(features: Tensor, clip_ids: Tensor) -> Tensor:
@@ -151,7 +149,7 @@ def _contrast_ratio(features: Tensor, clip_ids: Tensor) -> Tensor:
 
 
 def contrast_frames(batch: dict[str, Tensor], synthetic: bool) -> Tensor:
-    """(B,) bool: the frames the identity contrast compares (the real ones unless ``synthetic``)."""
+    """(B,) bool: the frames a contrast compares (the real ones unless ``synthetic``)."""
     every = torch.ones_like(batch["clip_id"], dtype=torch.bool)
     return every if synthetic or "gt_has" not in batch else ~batch["gt_has"].bool()
 
