@@ -35,6 +35,9 @@ class DataConfig:
     max_gap: int = 4  # frames between the picked frames of a video clip: 1..max_gap
     synthetic_clips: int = 2000  # size of the synthetic training set (0 = none)
     synthetic_fraction: float = 0.5  # chance a clip is synthetic when real data exist
+    # chance a real clip is one person's photos rather than a video clip (None: every real source
+    # alike); photos of one person under different light are what the contrasts learn identity from
+    person_fraction: float | None = None
     synthetic_bank: bool = True  # render the synthetic set once into the cache folder
     flip: bool = True  # mirror real clips at random
     forehead: float = 0.4  # face mask above the brows, in brow-to-chin units
@@ -196,9 +199,18 @@ class TrainingData:
         )
         if use_synth:
             return self._synthetic_clip(int(rng.integers(len(self.synthetic))))
-        source = self.real[int(rng.integers(len(self.real)))]
+        source = self._real_source(rng)
         clip = source.sample(int(rng.integers(len(source))), rng)
         return flip_clip(clip) if self.config.flip and rng.random() < 0.5 else clip
+
+    def _real_source(self, rng: np.random.Generator):
+        fraction = self.config.person_fraction
+        people = [s for s in self.real if _is_people(s)]
+        others = [s for s in self.real if not _is_people(s)]
+        if fraction is None or not people or not others:
+            return self.real[int(rng.integers(len(self.real)))]
+        pool = people if rng.random() < fraction else others
+        return pool[int(rng.integers(len(pool)))]
 
     def _synthetic_clip(self, index: int) -> dict:
         if isinstance(self.synthetic, SyntheticBank):
@@ -213,3 +225,9 @@ class TrainingData:
                 "params": clip["params"],
             }
         return self._memo[index]
+
+
+def _is_people(source) -> bool:
+    from engine.training.data.images import PersonClips
+
+    return isinstance(source, PersonClips)

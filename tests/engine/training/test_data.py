@@ -161,3 +161,28 @@ def test_drawn_marks_are_painted_out_and_skin_is_left_alone():
     erased = erase_drawn_marks(image)
     assert np.abs(erased.astype(int) - clean.astype(int)).max() < 40
     assert not drawn_marks(erased).any()
+
+
+def test_person_fraction_sets_how_often_a_real_clip_is_a_persons_photos():
+    from engine.training.data.images import PersonClips
+    from engine.training.data.mixture import TrainingData
+    from engine.training.data.video import VideoTrack
+
+    people = PersonClips(
+        [VideoTrack("ann", np.zeros((3, 8, 8, 3), np.uint8), np.zeros((3, 68, 2), np.float32), np.arange(3))],
+        frames=2,
+    )
+    videos = object()  # any other real source
+    data = object.__new__(TrainingData)
+    data.real = [videos, people]
+
+    def share(fraction, draws=4000):
+        data.config = DataConfig(person_fraction=fraction)
+        rng = np.random.default_rng(0)
+        return np.mean([data._real_source(rng) is people for _ in range(draws)])
+
+    assert abs(share(0.8) - 0.8) < 0.03
+    assert abs(share(None) - 0.5) < 0.03  # unset: every real source alike, as before
+    assert share(0.0) == 0.0 and share(1.0) == 1.0
+    data.real = [people]
+    assert share(0.0) == 1.0  # no other source: the people's photos are all there is
